@@ -1,0 +1,187 @@
+/// \file
+/// `channel<T>`: a bounded FIFO between microthreads, with close.
+///
+/// Capacity 0 is a rendezvous: `send` completes only when a receiver has taken
+/// the value. Otherwise up to `capacity` values are buffered. Values move
+/// directly from sender to a waiting receiver (no buffer round trip), and
+/// waiters are served FIFO.
+///
+/// Thread safety: one runtime thread.
+#pragma once
+
+#include <uthreads/detail/waiter_list.hpp>
+
+#include <cstddef>
+#include <optional>
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+namespace uthreads {
+
+namespace detail {
+[[noreturn]] void throw_bad_capacity();
+}
+
+template <class T>
+class channel {
+public:
+    /// `capacity` 0 means rendezvous. Throws std::invalid_argument if negative.
+    explicit channel(std::ptrdiff_t capacity) {
+        if (capacity < 0) detail::throw_bad_capacity();
+        buf_.resize(static_cast<std::size_t>(capacity));
+    }
+    channel(const channel&) = delete;
+    channel& operator=(const channel&) = delete;
+    ~channel() = default;
+
+    struct send_operation : detail::queued_waiter {
+        send_operation(channel* c, T&& v) : ch(c), value(std::move(v)) {}
+        channel* ch;
+        T value;
+        bool closed_seen = false;
+        bool await_ready() {
+            detail::scheduler& s = detail::current_scheduler("channel::send");
+            if (ch->closed_) throw channel_closed();
+            return detail::enter_fast_path(s) && ch->try_send_now(value);
+        }
+        bool await_suspend(std::coroutine_handle<> h) {
+            if (ch->try_send_now(value)) {
+                detail::yield_after(*detail::tls_scheduler, h);
+                return true;
+            }
+            return detail::park_in<send_operation, &list_of>(this, ch->senders_, h);
+        }
+        void await_resume() const {
+            detail::throw_if_cancelled(*this);
+            if (closed_seen) throw channel_closed();
+        }
+        static detail::waiter_list& list_of(send_operation* w) { return w->ch->senders_; }
+    };
+
+    struct recv_operation : detail::queued_waiter {
+        channel* ch;
+        std::optional<T> slot;
+        bool await_ready() {
+            detail::scheduler& s = detail::current_scheduler("channel::recv");
+            return detail::enter_fast_path(s) && ch->try_recv_now(slot);
+        }
+        bool await_suspend(std::coroutine_handle<> h) {
+            if (ch->try_recv_now(slot)) {
+                detail::yield_after(*detail::tls_scheduler, h);
+                return true;
+            }
+            return detail::park_in<recv_operation, &list_of>(this, ch->receivers_, h);
+        }
+        std::optional<T> await_resume() {
+            detail::throw_if_cancelled(*this);
+            return std::move(slot);
+        }
+        static detail::waiter_list& list_of(recv_operation* w) { return w->ch->receivers_; }
+    };
+
+    /// Send `v`, waiting while the channel is full (for capacity 0: until a
+    /// receiver takes it). Throws channel_closed if the channel is or becomes
+    /// closed before the value was taken. Suspension and cancellation point: a
+    /// cancelled or failed send did not deliver `v`, and `v` is dropped with the
+    /// operation (keep a copy if you need to retry).
+    send_operation send(T v) {
+        return send_operation(this, std::move(v));
+    }
+
+    /// Receive the next value, waiting while none is available. Returns nullopt
+    /// once the channel is closed and drained. Suspension and cancellation point:
+    /// a cancelled recv took nothing (loses nothing).
+    recv_operation recv() {
+        recv_operation op{};
+        op.ch = this;
+        return op;
+    }
+
+    /// Send without waiting: false if it would have to wait. Throws channel_closed
+    /// on a closed channel.
+    bool try_send(T v) {
+        if (closed_) throw channel_closed();
+        return try_send_now(v);
+    }
+
+    /// Receive without waiting: nullopt if nothing is available (or closed and
+    /// drained; check `closed()` to tell them apart).
+    std::optional<T> try_recv() {
+        std::optional<T> out;
+        try_recv_now(out);
+        return out;
+    }
+
+    /// Close: pending and future sends throw channel_closed; receivers drain what
+    /// is buffered, then get nullopt. Idempotent.
+    void close() {
+        if (closed_) return;
+        closed_ = true;
+        while (!receivers_.empty()) detail::wake(receivers_.pop_front());
+        while (!senders_.empty()) {
+            auto* w = static_cast<send_operation*>(senders_.pop_front());
+            w->closed_seen = true;
+            detail::wake(w);
+        }
+    }
+
+    bool closed() const noexcept { return closed_; }
+    std::size_t size() const noexcept { return count_; }
+    std::size_t capacity() const noexcept { return buf_.size(); }
+
+private:
+    // Moves `v` to a waiting receiver or into the buffer; false if neither.
+    bool try_send_now(T& v) {
+        if (!receivers_.empty()) {
+            auto* r = static_cast<recv_operation*>(receivers_.pop_front());
+            r->slot.emplace(std::move(v));
+            detail::wake(r);
+            return true;
+        }
+        if (count_ < buf_.size()) {
+            buf_[tail_index()].emplace(std::move(v));
+            ++count_;
+            return true;
+        }
+        return false;
+    }
+
+    // Takes the oldest value (refilling the buffer from the longest-waiting
+    // sender); false if nothing is available and the channel is open.
+    bool try_recv_now(std::optional<T>& out) {
+        if (count_ > 0) {
+            auto& cell = buf_[head_];
+            out.emplace(std::move(*cell));
+            cell.reset();
+            if (++head_ == buf_.size()) head_ = 0;
+            --count_;
+            if (!senders_.empty()) {
+                auto* w = static_cast<send_operation*>(senders_.pop_front());
+                buf_[tail_index()].emplace(std::move(w->value));
+                ++count_;
+                detail::wake(w);
+            }
+            return true;
+        }
+        if (!senders_.empty()) {
+            auto* w = static_cast<send_operation*>(senders_.pop_front());
+            out.emplace(std::move(w->value));
+            detail::wake(w);
+            return true;
+        }
+        return closed_;
+    }
+
+    std::size_t tail_index() const noexcept {
+        std::size_t i = head_ + count_;
+        return i >= buf_.size() ? i - buf_.size() : i;
+    }
+
+    std::vector<std::optional<T>> buf_;
+    std::size_t head_ = 0, count_ = 0;
+    detail::waiter_list senders_, receivers_;
+    bool closed_ = false;
+};
+
+}  // namespace uthreads

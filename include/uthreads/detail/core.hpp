@@ -1,0 +1,271 @@
+/// \file
+/// Core internals shared by every awaitable in the library: the microthread
+/// record, the per-thread scheduler's hot path, wait nodes and cancel scopes.
+///
+/// Not part of the public contract; exposed in a header only so that the hot
+/// path (resume, hand-off, budget checks) inlines and never crosses a virtual
+/// call. Everything slow lives in src/core/.
+///
+/// The one rule every awaitable follows when it suspends a microthread:
+///   1. `m->resume = h` (the innermost coroutine to resume),
+///   2. `m->wait = &node` where `node.try_cancel` can unlink it,
+///   3. link itself wherever it waits (wait list, timer heap, fd).
+/// Whoever completes the wait sets `m->wait = nullptr` and calls `schedule(m)`.
+/// Cancellation calls `try_cancel`; if that unlinks the waiter, the canceller
+/// marks `node.cancelled` and schedules the microthread, and the awaiter's
+/// `await_resume` throws `cancelled`.
+#pragma once
+
+#include <uthreads/detail/frame_pool.hpp>
+#include <uthreads/errors.hpp>
+
+#include <chrono>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <string>
+#include <vector>
+
+namespace uthreads {
+using clock = std::chrono::steady_clock;
+namespace lowlevel {
+class backend;
+}
+}  // namespace uthreads
+
+namespace uthreads::detail {
+
+struct microthread;
+class scheduler;
+struct promise_base;
+
+/// A link in a microthread's chain of cancel scopes, innermost first. The root
+/// scope lives in the microthread; `with_timeout`, nurseries and shields push
+/// more from their coroutine frames (strictly LIFO, as frames are).
+struct cancel_scope_node {
+    cancel_scope_node* parent = nullptr;
+    bool cancelled = false;
+    bool shield = false;  // cancellation of scopes outside this one is not seen inside
+};
+
+/// Published by a suspended microthread so that cancellation can reach it.
+struct wait_node {
+    /// Runs on the microthread's scheduler thread. Returns true if it unlinked the
+    /// waiter (the caller then resumes the microthread with `cancelled`), false if
+    /// a completion is already on its way (cancellation then waits for the next
+    /// suspension point, so a completed operation's result is never lost).
+    bool (*try_cancel)(wait_node*) = nullptr;
+    bool cancelled = false;
+};
+
+/// Who wants to hear that a microthread finished (nurseries, when_all/any).
+struct completion_listener {
+    virtual void on_child_done(microthread* m) noexcept = 0;
+
+protected:
+    ~completion_listener() = default;
+};
+
+/// One microthread: a root coroutine frame plus scheduling and cancellation
+/// state. Allocated from the frame pool. Reference counted by the scheduler (while
+/// it runs) and by its join_handle or owning nursery.
+struct microthread {
+    std::coroutine_handle<> resume;  // innermost frame to resume next
+    cancel_scope_node root_scope;
+    cancel_scope_node* scope = &root_scope;
+    wait_node* wait = nullptr;          // non-null while suspended at a cancellable point
+    promise_base* root = nullptr;       // promise of the root task frame
+    std::coroutine_handle<> frame;      // the root frame itself
+    microthread* joiner = nullptr;      // microthread suspended in `co_await handle`
+    completion_listener* listener = nullptr;
+    std::string* name = nullptr;        // heap-allocated only when non-empty
+    std::size_t index = 0;              // position in scheduler::all_
+    std::uint64_t id = 0;
+    std::uint32_t refs = 0;
+    bool done = false;
+    bool detached = false;
+    bool cancel_hint = false;           // some scope was cancelled: take the slow check
+    bool error_observed = false;
+
+    static void* operator new(std::size_t n) { return frame_alloc(n); }
+    static void operator delete(void* p, std::size_t n) noexcept { frame_free(p, n); }
+};
+
+/// True if cancellation is pending for `m` as seen from its innermost scope.
+bool cancel_pending_slow(const microthread* m) noexcept;
+
+inline bool cancel_pending(const microthread* m) noexcept {
+    return m->cancel_hint && cancel_pending_slow(m);
+}
+
+/// Power-of-two ring of microthreads. Invariant: a microthread is in at most
+/// one ready queue at most once (it is scheduled only when suspended, and only by
+/// whoever unlinked it from its wait), so the ring never needs more slots than
+/// there are live microthreads.
+class ready_queue {
+public:
+    ready_queue() : buf_(256), mask_(255) {}
+    bool empty() const noexcept { return head_ == tail_; }
+    std::size_t size() const noexcept { return tail_ - head_; }
+    void push(microthread* m) {
+        if (tail_ - head_ == buf_.size()) grow();
+        buf_[tail_++ & mask_] = m;
+    }
+    microthread* pop() noexcept { return buf_[head_++ & mask_]; }
+    /// Swap the head with the element `k` places behind it (k < size()).
+    void swap_head(std::size_t k) noexcept {
+        std::swap(buf_[head_ & mask_], buf_[(head_ + k) & mask_]);
+    }
+
+private:
+    void grow();
+    std::vector<microthread*> buf_;
+    std::size_t mask_;
+    std::size_t head_ = 0, tail_ = 0;
+};
+
+/// Timer heap entry; lives inside the awaiter that waits on it.
+struct timer_node {
+    clock::time_point deadline;
+    std::uint64_t seq = 0;                  // FIFO among equal deadlines
+    std::size_t heap_index = static_cast<std::size_t>(-1);
+    void (*fire)(timer_node*) = nullptr;    // runs on the scheduler thread; must not resume
+    bool armed() const noexcept { return heap_index != static_cast<std::size_t>(-1); }
+};
+
+inline constexpr int budget_per_resume = 128;
+
+/// The per-thread scheduler. Hot-path members are public and inline; the rest is
+/// in src/core/scheduler.cpp.
+class scheduler {
+public:
+    explicit scheduler(lowlevel::backend& b, std::uint64_t seed, bool shuffle);
+    ~scheduler();
+    scheduler(const scheduler&) = delete;
+    scheduler& operator=(const scheduler&) = delete;
+
+    /// Make `m` runnable. Same-thread only.
+    void schedule(microthread* m) { ready_.push(m); }
+
+    /// Make `m` runnable from any thread (or a host callback on another thread).
+    void schedule_remote(microthread* m);
+
+    /// Create a microthread for a root frame and make it runnable.
+    microthread* spawn(std::coroutine_handle<> frame, promise_base* root, std::string name);
+
+    /// Ask `m` to stop; delivered at its current or next suspension point.
+    void cancel(microthread* m);
+    /// Re-check `m`'s scopes and, if it is parked at a cancellable point, wake it.
+    void deliver_cancel(microthread* m);
+
+    /// Called from a root frame's final suspend; returns where to transfer.
+    std::coroutine_handle<> finish(microthread* m) noexcept;
+    /// Drop one reference; destroys the frame and record at zero.
+    void release(microthread* m) noexcept;
+
+    void add_timer(timer_node* t);
+    void remove_timer(timer_node* t) noexcept;
+
+    clock::time_point now() const;
+    lowlevel::backend& backend() noexcept { return backend_; }
+
+    /// Drive the loop until `main` is done, then cancel and drain everything else.
+    void run_until_done(microthread* main);
+
+    /// Number of microthreads alive on this scheduler.
+    std::size_t live() const noexcept { return all_.size(); }
+
+    microthread* current_ = nullptr;
+    int budget_ = budget_per_resume;
+
+private:
+    void run_ready_batch();
+    void fire_timers(clock::time_point t);
+    void drain_remote();
+    void poll(bool may_block);
+    void report_unhandled(microthread* m) noexcept;
+
+    ready_queue ready_;
+    lowlevel::backend& backend_;
+    std::vector<timer_node*> timers_;  // binary min-heap by (deadline, seq)
+    std::uint64_t timer_seq_ = 0;
+    std::vector<microthread*> all_;    // every live microthread, for shutdown
+    std::uint64_t next_id_ = 1;
+    std::uint64_t rng_;
+    bool shuffle_;
+    struct remote_queue;
+    remote_queue* remote_;
+};
+
+inline thread_local scheduler* tls_scheduler = nullptr;
+
+/// The scheduler running on this thread; throws std::logic_error naming `what`
+/// when called outside `uthreads::run`.
+scheduler& current_scheduler(const char* what);
+
+/// The awaiter every library operation starts with: delivers a pending
+/// cancellation and spends one unit of the cooperative budget, yielding to the
+/// ready queue when it runs out so that an always-ready loop cannot starve
+/// timers, I/O or other microthreads.
+struct checkpoint_operation {
+    scheduler* s;
+    bool await_ready() {
+        microthread* m = s->current_;
+        if (cancel_pending(m)) throw ::uthreads::cancelled{};
+        return --s->budget_ > 0;
+    }
+    void await_suspend(std::coroutine_handle<> h) {
+        microthread* m = s->current_;
+        m->resume = h;
+        s->schedule(m);
+    }
+    void await_resume() const noexcept {}
+};
+
+inline checkpoint_operation checkpoint(const char* what) {
+    return checkpoint_operation{&current_scheduler(what)};
+}
+
+/// Fast-path check shared by operations that may complete at once: throws
+/// `cancelled` if pending, then spends one unit of budget. Returns false when the
+/// budget ran out; the operation should then complete anyway and `yield_after`.
+inline bool enter_fast_path(scheduler& s) {
+    if (cancel_pending(s.current_)) throw ::uthreads::cancelled{};
+    return --s.budget_ > 0;
+}
+
+/// Requeue the current microthread behind the others (its operation has already
+/// completed; this only delays the return, so nothing can be lost).
+inline void yield_after(scheduler& s, std::coroutine_handle<> h) {
+    microthread* m = s.current_;
+    m->resume = h;
+    s.schedule(m);
+}
+
+/// Suspend the current microthread on `node` (steps 1 and 2 of the rule above).
+/// Returns false, with `node.cancelled` set, if cancellation is already pending,
+/// in which case the caller must not link the node anywhere.
+inline bool park(scheduler& s, wait_node& node, std::coroutine_handle<> h) noexcept {
+    microthread* m = s.current_;
+    if (cancel_pending(m)) {
+        node.cancelled = true;
+        return false;
+    }
+    m->resume = h;
+    m->wait = &node;
+    return true;
+}
+
+/// Complete a wait (the counterpart of `park`).
+inline void unpark(scheduler& s, microthread* m) {
+    m->wait = nullptr;
+    s.schedule(m);
+}
+
+/// Throws `cancelled` if the wait ended by cancellation.
+inline void throw_if_cancelled(const wait_node& node) {
+    if (node.cancelled) throw ::uthreads::cancelled{};
+}
+
+}  // namespace uthreads::detail

@@ -1,0 +1,54 @@
+/// \file
+/// `event`: a flag microthreads can wait for.
+#pragma once
+
+#include <uthreads/wait_queue.hpp>
+
+namespace uthreads {
+
+/// Once `set`, every current and future `wait` completes until `clear`.
+/// Thread safety: one runtime thread.
+class event {
+public:
+    event() = default;
+    event(const event&) = delete;
+    event& operator=(const event&) = delete;
+
+    /// Set the flag and wake every waiter.
+    void set() {
+        set_ = true;
+        q_.wake_all();
+    }
+    void clear() noexcept { set_ = false; }
+    bool is_set() const noexcept { return set_; }
+
+    struct wait_operation : wait_queue::wait_operation {
+        event* e;
+        bool await_ready() {
+            // A checkpoint even when already set, so a loop over a set event still
+            // yields to others and sees cancellation.
+            return detail::enter_fast_path(detail::current_scheduler("event::wait")) && e->set_;
+        }
+        bool await_suspend(std::coroutine_handle<> h) {
+            if (e->set_) {
+                detail::yield_after(*detail::tls_scheduler, h);
+                return true;
+            }
+            return wait_queue::wait_operation::await_suspend(h);
+        }
+    };
+    /// Wait until the flag is set. Suspension and cancellation point (loses
+    /// nothing).
+    wait_operation wait() {
+        wait_operation op{};
+        op.q = &q_;
+        op.e = this;
+        return op;
+    }
+
+private:
+    bool set_ = false;
+    wait_queue q_;
+};
+
+}  // namespace uthreads

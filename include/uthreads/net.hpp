@@ -1,0 +1,195 @@
+/// \file
+/// TCP: `tcp_listener`, `tcp_stream`, `serve_tcp`.
+///
+/// Every operation tries the system call first and parks the microthread only
+/// on EAGAIN, so a socket with data ready costs no wait. Every awaitable here is
+/// a suspension and cancellation point; docs/cancel-safety.md says what
+/// cancelling each one can lose. Errors are std::system_error carrying errno and
+/// naming the operation and the peer. Writes use MSG_NOSIGNAL: a closed peer is
+/// an EPIPE error, never SIGPIPE. Every descriptor is CLOEXEC.
+///
+/// Thread safety: a socket is used by microthreads of one runtime; at most one
+/// microthread reads and one writes at a time.
+#pragma once
+
+#include <uthreads/lowlevel/backend.hpp>
+#include <uthreads/nursery.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace uthreads {
+
+namespace detail {
+/// Registration state of one descriptor. Heap-allocated so its address, which
+/// the backend keeps, survives moves of the socket object.
+struct io_state : lowlevel::io_watcher {
+    scheduler* s = nullptr;          // runtime it is registered with, once registered
+    microthread* reader = nullptr;   // parked readers/writers (at most one each)
+    microthread* writer = nullptr;
+    unsigned interest = 0;
+
+    static void* operator new(std::size_t n) { return frame_alloc(n); }
+    static void operator delete(void* p, std::size_t n) noexcept { frame_free(p, n); }
+};
+
+/// A non-blocking, CLOEXEC descriptor, registered lazily (on its first EAGAIN)
+/// with the runtime's backend. Move-only; closes on destruction.
+class io_object {
+public:
+    io_object() noexcept = default;
+    explicit io_object(int fd);
+    io_object(io_object&& o) noexcept : st_(std::exchange(o.st_, nullptr)) {}
+    io_object& operator=(io_object&& o) noexcept {
+        if (this != &o) {
+            close();
+            st_ = std::exchange(o.st_, nullptr);
+        }
+        return *this;
+    }
+    ~io_object() { close(); }
+
+    int fd() const noexcept { return st_ ? st_->fd : -1; }
+    bool is_open() const noexcept { return st_ != nullptr; }
+    /// Unregister, wake parked microthreads (their operation then fails with
+    /// EBADF), and close. Idempotent.
+    void close() noexcept;
+
+    struct wait_operation : wait_node {
+        io_state* st;
+        unsigned dir;
+        bool await_ready() const noexcept { return false; }
+        bool await_suspend(std::coroutine_handle<> h);
+        void await_resume() const { throw_if_cancelled(*this); }
+    };
+    /// Park until the descriptor may be ready in direction `dir`
+    /// (lowlevel::readable or lowlevel::writable). Throws std::system_error(EBADF)
+    /// if closed. Suspension and cancellation point (loses nothing).
+    wait_operation wait_ready(unsigned dir, const char* what);
+
+private:
+    io_state* st_ = nullptr;
+};
+}  // namespace detail
+
+/// A connected TCP stream. Move-only; closes on destruction.
+class tcp_stream {
+public:
+    tcp_stream() noexcept = default;
+    explicit tcp_stream(int fd, std::string peer = {}) noexcept;
+    tcp_stream(tcp_stream&&) noexcept = default;
+    tcp_stream& operator=(tcp_stream&&) noexcept = default;
+
+    /// Connect to `host` (a numeric address or a name, resolved on the blocking
+    /// pool) and `port`. Throws std::system_error (e.g. ECONNREFUSED) naming the
+    /// peer, std::invalid_argument for an empty host.
+    /// Cancellation point (loses nothing; the half-open socket is closed).
+    static task<tcp_stream> connect(std::string host, std::uint16_t port);
+
+    /// Read at least one byte (returns 0 only at end of stream or for an empty
+    /// buffer). Cancellation point: loses nothing (no bytes were consumed).
+    task<std::size_t> read_some(std::span<std::byte> buf);
+    task<std::size_t> read_some(std::span<char> buf);
+
+    /// Fill `buf` completely; end of stream before it is full throws
+    /// uthreads::end_of_stream (which says how many bytes arrived).
+    /// Cancellation point: bytes already read into `buf` are consumed (lost to
+    /// the stream if the caller drops `buf`).
+    task<void> read_exact(std::span<std::byte> buf);
+    task<void> read_exact(std::span<char> buf);
+
+    /// Write every byte. Cancellation point: a cancelled write_all may have
+    /// written a prefix of `data` (unknown length); the stream should be closed.
+    task<void> write_all(std::span<const std::byte> data);
+    task<void> write_all(std::string_view data);
+
+    /// Shut down the sending direction (the peer reads end of stream).
+    void shutdown_write();
+    /// Close now; parked operations fail with EBADF. Idempotent.
+    void close() noexcept { io_.close(); }
+    bool is_open() const noexcept { return io_.is_open(); }
+    int native_handle() const noexcept { return io_.fd(); }
+    /// "address:port" of the peer, for messages.
+    const std::string& peer() const noexcept { return peer_; }
+
+private:
+    detail::io_object io_;
+    std::string peer_;
+};
+
+/// Thrown by `read_exact` when the stream ends before the buffer is full.
+class end_of_stream : public std::runtime_error {
+public:
+    explicit end_of_stream(std::size_t got, std::size_t wanted);
+    std::size_t bytes_read;
+};
+
+/// A listening TCP socket. Move-only; closes on destruction.
+class tcp_listener {
+public:
+    tcp_listener() noexcept = default;
+    tcp_listener(tcp_listener&&) noexcept = default;
+    tcp_listener& operator=(tcp_listener&&) noexcept = default;
+
+    /// Bind and listen on `host` (numeric IPv4/IPv6 or a name; "" = all IPv4
+    /// interfaces) and `port` (0 = any free port). SO_REUSEADDR is set. Throws
+    /// std::system_error (e.g. EADDRINUSE) naming the address. Not a suspension
+    /// point; may be called outside a runtime.
+    static tcp_listener bind(const std::string& host, std::uint16_t port, int backlog = 1024);
+
+    /// The bound port (useful after binding port 0).
+    std::uint16_t port() const;
+
+    /// Accept one connection. On EMFILE/ENFILE it backs off (sleeping, doubling
+    /// from 1 ms to 100 ms) instead of spinning. Cancellation point: loses
+    /// nothing (a connection not returned stays in the backlog).
+    task<tcp_stream> accept();
+
+    void close() noexcept { io_.close(); }
+    bool is_open() const noexcept { return io_.is_open(); }
+    int native_handle() const noexcept { return io_.fd(); }
+
+private:
+    explicit tcp_listener(int fd, std::string name) noexcept;
+    detail::io_object io_;
+    std::string name_;
+};
+
+namespace detail {
+void report_connection_error(const std::string& peer, std::exception_ptr e) noexcept;
+
+template <class Handler>
+task<void> serve_connection(Handler& handler, tcp_stream s) {
+    std::string peer = s.peer();
+    try {
+        co_await handler(std::move(s));
+    } catch (const cancelled&) {
+        throw;
+    } catch (...) {
+        report_connection_error(peer, std::current_exception());
+    }
+}
+}  // namespace detail
+
+/// Callback style: accept connections forever, running `handler(tcp_stream)` (a
+/// callable returning task<>) in its own microthread per connection. An
+/// exception escaping one handler is reported to the unhandled-exception handler
+/// (with the peer) and does not stop the server. Cancelling the server cancels and
+/// joins every in-flight handler. The listener must outlive the call.
+template <class Handler>
+task<void> serve_tcp(tcp_listener& listener, Handler handler) {
+    co_await with_nursery([&](nursery& n) -> task<void> {
+        for (;;) {
+            tcp_stream s = co_await listener.accept();
+            std::string name = "serve_tcp: " + s.peer();
+            n.spawn(detail::serve_connection(handler, std::move(s)), std::move(name));
+        }
+    });
+}
+
+}  // namespace uthreads

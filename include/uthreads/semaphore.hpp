@@ -1,0 +1,71 @@
+/// \file
+/// `semaphore`: a counting semaphore with FIFO hand-off.
+#pragma once
+
+#include <uthreads/detail/waiter_list.hpp>
+
+#include <cstddef>
+
+namespace uthreads {
+
+/// A unit released while microthreads wait is handed directly to the
+/// longest-waiting one (no barging), so waiters cannot starve.
+/// Thread safety: one runtime thread.
+class semaphore {
+public:
+    /// Throws std::invalid_argument if `initial` is negative.
+    explicit semaphore(std::ptrdiff_t initial);
+    semaphore(const semaphore&) = delete;
+    semaphore& operator=(const semaphore&) = delete;
+
+    struct acquire_operation : detail::queued_waiter {
+        semaphore* sem;
+        bool await_ready() {
+            if (!detail::enter_fast_path(detail::current_scheduler("semaphore::acquire")))
+                return false;
+            return sem->try_acquire();
+        }
+        bool await_suspend(std::coroutine_handle<> h) {
+            if (sem->try_acquire()) {
+                detail::yield_after(*detail::tls_scheduler, h);
+                return true;
+            }
+            return detail::park_in<acquire_operation, &list_of>(this, sem->waiters_, h);
+        }
+        void await_resume() const { detail::throw_if_cancelled(*this); }
+        static detail::waiter_list& list_of(acquire_operation* w) { return w->sem->waiters_; }
+    };
+
+    /// Take one unit, waiting while none is available. Suspension and cancellation
+    /// point: a cancelled acquire has taken nothing (loses nothing).
+    acquire_operation acquire() {
+        acquire_operation op{};
+        op.sem = this;
+        return op;
+    }
+
+    /// Take one unit if available without waiting.
+    bool try_acquire() noexcept {
+        if (count_ > 0 && waiters_.empty()) {
+            --count_;
+            return true;
+        }
+        return false;
+    }
+
+    /// Return one unit: to the longest waiter if any, else to the count.
+    void release() {
+        if (!waiters_.empty())
+            detail::wake(waiters_.pop_front());
+        else
+            ++count_;
+    }
+
+    std::ptrdiff_t available() const noexcept { return count_; }
+
+private:
+    std::ptrdiff_t count_;
+    detail::waiter_list waiters_;
+};
+
+}  // namespace uthreads

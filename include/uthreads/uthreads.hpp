@@ -1,0 +1,24 @@
+/// \file
+/// uthreads: portable microthreads for C++20. Include this one header.
+///
+///     namespace ut = uthreads;
+///     ut::run([]() -> ut::task<> { ... }());
+///
+/// See docs/guide.md for a tutorial and DESIGN.md for the contract.
+#pragma once
+
+#include <uthreads/cancel.hpp>
+#include <uthreads/channel.hpp>
+#include <uthreads/condition_variable.hpp>
+#include <uthreads/errors.hpp>
+#include <uthreads/event.hpp>
+#include <uthreads/mutex.hpp>
+#include <uthreads/net.hpp>
+#include <uthreads/nursery.hpp>
+#include <uthreads/promise.hpp>
+#include <uthreads/runtime.hpp>
+#include <uthreads/semaphore.hpp>
+#include <uthreads/spawn.hpp>
+#include <uthreads/task.hpp>
+#include <uthreads/to_thread.hpp>
+#include <uthreads/wait_queue.hpp>
