@@ -32,7 +32,9 @@ struct io_state : lowlevel::io_watcher {
     scheduler* s = nullptr;          // runtime it is registered with, once registered
     microthread* reader = nullptr;   // parked readers/writers (at most one each)
     microthread* writer = nullptr;
-    unsigned interest = 0;
+    void* reader_op = nullptr;       // their io_object::wait_operation
+    void* writer_op = nullptr;
+    unsigned interest = 0;           // directions last passed to backend::want
 
     static void* operator new(std::size_t n) { return frame_alloc(n); }
     static void operator delete(void* p, std::size_t n) noexcept { frame_free(p, n); }
@@ -63,9 +65,12 @@ public:
     struct wait_operation : wait_node {
         io_state* st;
         unsigned dir;
+        const char* what;
+        microthread* m = nullptr;
+        bool closed = false;
         bool await_ready() const noexcept { return false; }
         bool await_suspend(std::coroutine_handle<> h);
-        void await_resume() const { throw_if_cancelled(*this); }
+        void await_resume() const;
     };
     /// Park until the descriptor may be ready in direction `dir`
     /// (lowlevel::readable or lowlevel::writable). Throws std::system_error(EBADF)

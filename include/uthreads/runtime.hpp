@@ -80,8 +80,9 @@ struct sleep_operation : wait_node, timer_node {
     scheduler* s;
     microthread* m = nullptr;
     sleep_operation(scheduler* sch, clock::time_point when) : s(sch) { deadline = when; }
-    sleep_operation(const sleep_operation&) = delete;
-    sleep_operation& operator=(const sleep_operation&) = delete;
+    // Movable only before it is awaited (with_timeout takes awaitables by value).
+    sleep_operation(sleep_operation&& o) noexcept : wait_node(), timer_node(), s(o.s) { deadline = o.deadline; }
+    sleep_operation& operator=(sleep_operation&&) = delete;
     ~sleep_operation() {
         if (armed()) s->remove_timer(this);
     }

@@ -39,6 +39,8 @@ namespace uthreads::detail {
 struct microthread;
 class scheduler;
 struct promise_base;
+class blocking_pool;
+blocking_pool& scheduler_blocking_pool(scheduler& s);
 
 /// A link in a microthread's chain of cancel scopes, innermost first. The root
 /// scope lives in the microthread; `with_timeout`, nurseries and shields push
@@ -81,6 +83,7 @@ struct microthread {
     completion_listener* listener = nullptr;
     std::string* name = nullptr;        // heap-allocated only when non-empty
     std::size_t index = 0;              // position in scheduler::all_
+    std::size_t index_in_owner = 0;     // position in the owning nursery's list
     std::uint64_t id = 0;
     std::uint32_t refs = 0;
     bool done = false;
@@ -161,8 +164,6 @@ public:
 
     /// Called from a root frame's final suspend; returns where to transfer.
     std::coroutine_handle<> finish(microthread* m) noexcept;
-    /// Drop one reference; destroys the frame and record at zero.
-    void release(microthread* m) noexcept;
 
     void add_timer(timer_node* t);
     void remove_timer(timer_node* t) noexcept;
@@ -178,13 +179,16 @@ public:
 
     microthread* current_ = nullptr;
     int budget_ = budget_per_resume;
+    std::size_t registered_fds_ = 0;  // descriptors registered with the backend
 
 private:
+    friend blocking_pool& scheduler_blocking_pool(scheduler&);
     void run_ready_batch();
     void fire_timers(clock::time_point t);
     void drain_remote();
     void poll(bool may_block);
-    void report_unhandled(microthread* m) noexcept;
+    void sift_up(std::size_t i) noexcept;
+    void sift_down(std::size_t i) noexcept;
 
     ready_queue ready_;
     lowlevel::backend& backend_;
@@ -194,11 +198,16 @@ private:
     std::uint64_t next_id_ = 1;
     std::uint64_t rng_;
     bool shuffle_;
+    bool shutting_down_ = false;
     struct remote_queue;
     remote_queue* remote_;
 };
 
 inline thread_local scheduler* tls_scheduler = nullptr;
+
+/// Drop one reference to `m`; at zero, reports an exception nobody observed,
+/// then destroys the frame and the record. Needs no scheduler.
+void release(microthread* m) noexcept;
 
 /// The scheduler running on this thread; throws std::logic_error naming `what`
 /// when called outside `uthreads::run`.

@@ -1,0 +1,360 @@
+// core_bench — the uthreads core workloads, one-for-one the same as
+// bench/peers/asio_bench.cpp so that scripts/run-bench can print a fair ratio.
+//
+// A plain program (no Google Benchmark): one thread, one runtime per measured run,
+// on the default backend, or the one named by argv[1] (else $UTHREADS_BACKEND).
+//
+// Output contract (consumed by scripts/run-bench): stdout carries only lines
+//     RESULT <name> <value> <unit>
+// Everything else goes to stderr.
+//
+// Every measurement: one warm-up run, then the best (minimum) of 3 runs, each on a
+// fresh `ut::run` (as asio_bench uses a fresh io_context), timed with
+// std::chrono::steady_clock inside the measured microthread.
+//
+// Where the Asio side needs a different spelling (parallel groups for joining,
+// a capacity-1 channel as a lock), the comment at each workload says what the
+// uthreads equivalent is and why it does the same work.
+
+#include <uthreads/uthreads.hpp>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cinttypes>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace ut = uthreads;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// The backend every run uses: "" lets ut::run pick $UTHREADS_BACKEND or the default.
+ut::options g_opts;
+
+double ms_since(Clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+double ns_since(Clock::time_point t0) {
+    return std::chrono::duration<double, std::nano>(Clock::now() - t0).count();
+}
+
+[[noreturn]] void die(const char* what) {
+    std::fprintf(stderr, "core_bench: FATAL: %s\n", what);
+    std::exit(1);
+}
+
+void result(const char* name, double value, const char* unit) {
+    std::printf("RESULT %s %.3f %s\n", name, value, unit);
+    std::fflush(stdout);
+}
+
+// Runs one measuring task as the main microthread of a fresh runtime and returns
+// the value it reports.
+double run_once(const std::function<ut::task<double>()>& make) {
+    return ut::run(make(), g_opts);
+}
+
+// Warm-up, then best of 3.
+double best_of_3(const char* name, const std::function<ut::task<double>()>& make) {
+    double w = run_once(make);
+    std::fprintf(stderr, "  %-20s warm-up %.3f |", name, w);
+    double best = 0;
+    for (int i = 0; i < 3; ++i) {
+        double v = run_once(make);
+        std::fprintf(stderr, " %.3f", v);
+        best = (i == 0) ? v : std::min(best, v);
+    }
+    std::fprintf(stderr, "  -> best %.3f\n", best);
+    return best;
+}
+
+// ---------------------------------------------------------------- skynet
+// Every node with size > 1 spawns its 10 children as independent microthreads
+// (`ut::spawn`, the Asio side's co_spawn) and joins them in order with
+// `co_await handle` (the Asio side's wait_for_all parallel group), summing their
+// results. Leaves are spawned microthreads too and return their number. As on the
+// Asio side, the root is a nested call from the measuring microthread.
+constexpr std::int64_t kSkynetLeaves = 1'000'000;
+constexpr std::int64_t kSkynetSum = kSkynetLeaves * (kSkynetLeaves - 1) / 2;  // 499999500000
+
+ut::task<std::int64_t> skynet(std::int64_t num, std::int64_t size) {
+    if (size == 1) co_return num;
+    const std::int64_t sub = size / 10;
+    std::array<ut::join_handle<std::int64_t>, 10> kids;
+    for (std::int64_t i = 0; i < 10; ++i) kids[static_cast<std::size_t>(i)] = ut::spawn(skynet(num + i * sub, sub));
+    std::int64_t sum = 0;
+    for (auto& k : kids) sum += co_await k;
+    co_return sum;
+}
+
+ut::task<double> skynet_run() {
+    auto t0 = Clock::now();
+    std::int64_t sum = co_await skynet(0, kSkynetLeaves);
+    double ms = ms_since(t0);
+    if (sum != kSkynetSum) {
+        std::fprintf(stderr, "skynet: wrong sum %" PRId64 " (expected %" PRId64 ")\n", sum, kSkynetSum);
+        die("skynet verification failed");
+    }
+    co_return ms;
+}
+
+double vm_hwm_mb() {
+    std::ifstream f("/proc/self/status");
+    std::string line;
+    while (std::getline(f, line)) {
+        if (line.rfind("VmHWM:", 0) == 0) {
+            return std::strtod(line.c_str() + 6, nullptr) / 1024.0;  // kB -> MB
+        }
+    }
+    return -1;
+}
+
+// Runs skynet (warm-up + best of 3) in a forked child so VmHWM is skynet's
+// alone; the child reports {best_ms, peak_rss_mb} through a pipe. Called before
+// any runtime exists in this process, so the child inherits no runtime state.
+void bench_skynet() {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    int fds[2];
+    if (pipe(fds) != 0) die("pipe");
+    pid_t pid = fork();
+    if (pid < 0) die("fork");
+    if (pid == 0) {
+        close(fds[0]);
+        double out[2];
+        try {
+            out[0] = best_of_3("skynet_ms", skynet_run);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "core_bench: skynet: exception: %s\n", e.what());
+            _exit(1);
+        }
+        out[1] = vm_hwm_mb();
+        ssize_t n = write(fds[1], out, sizeof out);
+        _exit(n == static_cast<ssize_t>(sizeof out) ? 0 : 1);
+    }
+    close(fds[1]);
+    double in[2];
+    size_t got = 0;
+    while (got < sizeof in) {
+        ssize_t n = read(fds[0], reinterpret_cast<char*>(in) + got, sizeof in - got);
+        if (n <= 0) break;
+        got += static_cast<size_t>(n);
+    }
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (got != sizeof in || !WIFEXITED(status) || WEXITSTATUS(status) != 0) die("skynet child failed");
+    std::fprintf(stderr, "  skynet peak RSS (VmHWM of child) %.1f MB\n", in[1]);
+    result("skynet_ms", in[0], "ms");
+    result("skynet_peak_rss_mb", in[1], "MB");
+}
+
+// ---------------------------------------------------------------- spawn+join
+// 1,000,000 trivial microthreads, each spawned separately; the spawner spawns
+// them in batches of 1000 and joins each batch (every handle awaited in turn; the
+// Asio side's wait_for_all group), so up to 1000 are alive and runnable at a time.
+constexpr int kSpawnTotal = 1'000'000;
+constexpr int kSpawnBatch = 1000;
+
+ut::task<> trivial() { co_return; }
+
+ut::task<double> spawn_join_run() {
+    auto t0 = Clock::now();
+    for (int done = 0; done < kSpawnTotal; done += kSpawnBatch) {
+        std::vector<ut::join_handle<void>> hs;
+        hs.reserve(kSpawnBatch);
+        for (int i = 0; i < kSpawnBatch; ++i) hs.push_back(ut::spawn(trivial()));
+        for (auto& h : hs) co_await h;
+    }
+    co_return ns_since(t0) / kSpawnTotal;
+}
+
+// ---------------------------------------------------------------- channel ping-pong
+// Two microthreads, two channels (ping: A->B, pong: B->A) of the given
+// capacity; one round trip = A sends, B receives, B sends back, A receives.
+// As on the Asio side the ponger is spawned inside the timed region; it is joined
+// after the clock stops (the Asio side detaches it).
+constexpr int kRoundTrips = 1'000'000;
+
+ut::task<> ponger(ut::channel<int>& ping, ut::channel<int>& pong, int n) {
+    for (int i = 0; i < n; ++i) {
+        std::optional<int> v = co_await ping.recv();
+        if (!v) die("ping-pong: ping channel closed");
+        co_await pong.send(*v + 1);
+    }
+}
+
+ut::task<double> pingpong_run(std::ptrdiff_t capacity) {
+    ut::channel<int> ping(capacity), pong(capacity);
+    auto t0 = Clock::now();
+    auto h = ut::spawn(ponger(ping, pong, kRoundTrips));
+    for (int i = 0; i < kRoundTrips; ++i) {
+        co_await ping.send(i);
+        std::optional<int> v = co_await pong.recv();
+        if (!v || *v != i + 1) die("ping-pong: wrong value");
+    }
+    double ns = ns_since(t0) / kRoundTrips;
+    co_await h;
+    co_return ns;
+}
+
+// ---------------------------------------------------------------- yield
+// Two microthreads alternately yielding via co_await ut::yield_now() (the Asio
+// side's co_await post(ex)). ns per switch, switches = total yields of both.
+// Both are spawned inside the timed region, as the Asio side's deferred
+// co_spawns start only when the group is awaited.
+constexpr int kYieldsEach = 1'000'000;
+
+ut::task<> yielder(int n) {
+    for (int i = 0; i < n; ++i) co_await ut::yield_now();
+}
+
+ut::task<double> yield_run() {
+    auto t0 = Clock::now();
+    auto a = ut::spawn(yielder(kYieldsEach));
+    auto b = ut::spawn(yielder(kYieldsEach));
+    co_await a;
+    co_await b;
+    co_return ns_since(t0) / (2.0 * kYieldsEach);
+}
+
+// ---------------------------------------------------------------- mutex hand-off
+// kLockers microthreads contend for one ut::mutex; each locks, bumps a shared
+// counter, unlocks, and immediately tries to lock again — the Asio side's loop
+// with its capacity-1 token channel standing in for a lock. ut::mutex hands a
+// released lock straight to the longest waiter (no barging), so once the other
+// locker is queued every unlock is a hand-off to it, as with the Asio token.
+// (Before the second locker first runs, the first one re-locks uncontended until
+// its cooperative budget makes it yield: at most a few hundred of the 1,000,000
+// acquisitions.) ns per lock hand-off (= per acquisition).
+constexpr int kLockers = 2;
+constexpr int kLocksTotal = 1'000'000;
+
+ut::task<> locker(ut::mutex& m, int n, long& counter) {
+    for (int i = 0; i < n; ++i) {
+        auto lock = co_await m.lock();  // lock
+        ++counter;                      // critical section
+    }                                   // unlock (guard destructor)
+}
+
+ut::task<double> mutex_run() {
+    ut::mutex m;
+    long counter = 0;
+    std::vector<ut::join_handle<void>> hs;
+    auto t0 = Clock::now();
+    for (int k = 0; k < kLockers; ++k) hs.push_back(ut::spawn(locker(m, kLocksTotal / kLockers, counter)));
+    for (auto& h : hs) co_await h;
+    double ns = ns_since(t0) / kLocksTotal;
+    if (counter != kLocksTotal) die("mutex: wrong count");
+    co_return ns;
+}
+
+// ---------------------------------------------------------------- nesting
+// A chain of nested co_await child(n-1) ut::task<int> calls, each level awaiting
+// the next (a nested call inside the same microthread). uthreads tasks use
+// symmetric transfer, so depth does not consume native stack.
+constexpr int kNestingDepth = 1'000'000;
+
+ut::task<int> child(int n) {
+    if (n == 0) co_return 0;
+    int v = co_await child(n - 1);
+    co_return v + 1;
+}
+
+ut::task<double> nesting_run(int depth) {
+    auto t0 = Clock::now();
+    int v = co_await child(depth);
+    double ms = ms_since(t0);
+    if (v != depth) die("nesting: wrong result");
+    co_return ms;
+}
+
+// Probe a depth in a forked child so a stack overflow cannot kill us (as the Asio
+// side does; uthreads should always pass at full depth).
+bool nesting_depth_ok(int depth) {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) return false;
+    if (pid == 0) {
+        try {
+            run_once([depth] { return nesting_run(depth); });
+        } catch (...) {
+            _exit(1);
+        }
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+void bench_nesting() {
+    int depth = kNestingDepth;
+    while (depth > 1000 && !nesting_depth_ok(depth)) {
+        std::fprintf(stderr, "  nesting: depth %d failed (stack overflow?), halving\n", depth);
+        depth /= 2;
+    }
+    if (depth != kNestingDepth) {
+        std::fprintf(stderr, "  nesting: NOTE: ut::task could not reach %d levels; using %d\n",
+                     kNestingDepth, depth);
+    }
+    result("nesting_ms", best_of_3("nesting_ms", [depth] { return nesting_run(depth); }), "ms");
+    if (depth != kNestingDepth) result("nesting_depth", depth, "levels");
+}
+
+ut::task<std::string> backend_name() { co_return std::string(ut::current_backend()); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc > 2 || (argc == 2 && (std::string(argv[1]) == "-h" || std::string(argv[1]) == "--help"))) {
+        std::fprintf(stderr, "usage: %s [backend]   (default: $UTHREADS_BACKEND, else the platform default)\n",
+                     argv[0]);
+        return 2;
+    }
+    if (argc == 2) g_opts.backend = argv[1];
+    try {
+        if (!g_opts.backend.empty()) {
+            auto names = ut::available_backends();
+            if (std::find(names.begin(), names.end(), g_opts.backend) == names.end()) {
+                std::string list;
+                for (auto& n : names) list += " " + n;
+                std::fprintf(stderr, "core_bench: unknown backend \"%s\"; available:%s\n",
+                             g_opts.backend.c_str(), list.c_str());
+                return 2;
+            }
+        }
+        // First, before this process starts any runtime, in a forked child: its VmHWM
+        // is skynet's only.
+        bench_skynet();
+        std::string backend = ut::run(backend_name(), g_opts);
+        std::fprintf(stderr, "core_bench: uthreads, backend \"%s\", single thread\n", backend.c_str());
+        result("spawn_join_ns", best_of_3("spawn_join_ns", spawn_join_run), "ns");
+        result("chan0_pingpong_ns", best_of_3("chan0_pingpong_ns", [] { return pingpong_run(0); }), "ns");
+        result("chan1_pingpong_ns", best_of_3("chan1_pingpong_ns", [] { return pingpong_run(1); }), "ns");
+        result("yield_ns", best_of_3("yield_ns", yield_run), "ns");
+        result("mutex_handoff_ns", best_of_3("mutex_handoff_ns", mutex_run), "ns");
+        bench_nesting();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "core_bench: exception: %s\n", e.what());
+        return 1;
+    } catch (const ut::cancelled&) {
+        std::fprintf(stderr, "core_bench: main microthread was cancelled\n");
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,59 @@
+# Benchmarks: one executable per file, written to <build>/bench/. Never sanitized; compiled
+# with -O2 whatever the build type (the release preset is RelWithDebInfo, i.e. -O2 already).
+#
+#   bench/<x>_bench.cpp        -> bench_<x>        links uthreads (and Google Benchmark's
+#                                                  benchmark_main, used only if the file has
+#                                                  no main() of its own)
+#   bench/peers/<stem>.cpp     -> target bench_peer_<x>, file <build>/bench/peers/<stem>
+#                                 (e.g. bench/peers/asio_bench.cpp -> bench/peers/asio_bench):
+#                                 the same workloads on another runtime; Boost 1.81 headers
+#                                 (Asio) + Threads, no uthreads
+# A file not ending in _bench.cpp keeps its whole stem: bench/foo.cpp -> bench_foo.
+# scripts/run-bench expects bench/bench_core and bench/peers/asio_bench.
+
+if(NOT UTHREADS_SANITIZE STREQUAL "")
+    message(STATUS "uthreads: benchmarks are never sanitized; skipped in this build")
+    return()
+endif()
+
+function(uthreads_bench_name out prefix source)
+    get_filename_component(_stem "${source}" NAME_WE)
+    string(REGEX REPLACE "_bench$" "" _stem "${_stem}")
+    set(${out} "${prefix}${_stem}" PARENT_SCOPE)
+endfunction()
+
+function(uthreads_bench_common target)
+    target_include_directories(${target} PRIVATE ${PROJECT_SOURCE_DIR}/bench)
+    target_compile_options(${target} PRIVATE
+        $<$<NOT:$<CONFIG:Release,RelWithDebInfo>>:-O2>)
+    set_target_properties(${target} PROPERTIES
+        RUNTIME_OUTPUT_DIRECTORY "${PROJECT_BINARY_DIR}/bench")
+    uthreads_target_flags(${target} NO_SANITIZE)
+endfunction()
+
+file(GLOB _uthreads_benches CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/bench/*.cpp")
+foreach(_source IN LISTS _uthreads_benches)
+    uthreads_bench_name(_name bench_ "${_source}")
+    add_executable(${_name} "${_source}")
+    target_link_libraries(${_name} PRIVATE uthreads::uthreads)
+    if(TARGET benchmark::benchmark_main)
+        target_link_libraries(${_name} PRIVATE benchmark::benchmark_main)
+    endif()
+    uthreads_bench_common(${_name})
+endforeach()
+
+file(GLOB _uthreads_peer_benches CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/bench/peers/*.cpp")
+if(_uthreads_peer_benches AND NOT TARGET Boost::headers)
+    message(WARNING "uthreads: Boost 1.81 not found; bench/peers/ skipped")
+    set(_uthreads_peer_benches "")
+endif()
+foreach(_source IN LISTS _uthreads_peer_benches)
+    uthreads_bench_name(_name bench_peer_ "${_source}")
+    add_executable(${_name} "${_source}")
+    target_link_libraries(${_name} PRIVATE Boost::headers Threads::Threads)
+    uthreads_bench_common(${_name})
+    get_filename_component(_stem "${_source}" NAME_WE)
+    set_target_properties(${_name} PROPERTIES
+        OUTPUT_NAME "${_stem}"
+        RUNTIME_OUTPUT_DIRECTORY "${PROJECT_BINARY_DIR}/bench/peers")
+endforeach()

@@ -1,0 +1,12 @@
+# examples/*.cpp: one executable per file, named after the file (examples/demo.cpp -> demo),
+# written to <build>/examples/. Built with the same warnings and sanitizers as the tests.
+
+file(GLOB _uthreads_examples CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/examples/*.cpp")
+foreach(_source IN LISTS _uthreads_examples)
+    get_filename_component(_name "${_source}" NAME_WE)
+    add_executable(${_name} "${_source}")
+    target_link_libraries(${_name} PRIVATE uthreads::uthreads)
+    set_target_properties(${_name} PROPERTIES
+        RUNTIME_OUTPUT_DIRECTORY "${PROJECT_BINARY_DIR}/examples")
+    uthreads_target_flags(${_name})
+endforeach()

@@ -1,0 +1,155 @@
+// run(), options, backend selection, and the small public helpers of core.
+#include "backend_factories.hpp"
+#include "scheduler_internal.hpp"
+
+#include <uthreads/runtime.hpp>
+#include <uthreads/spawn.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+namespace uthreads {
+
+namespace detail {
+
+namespace {
+// Clears tls_scheduler however run_root leaves.
+struct tls_scheduler_guard {
+    explicit tls_scheduler_guard(scheduler* s) { tls_scheduler = s; }
+    ~tls_scheduler_guard() { tls_scheduler = nullptr; }
+    tls_scheduler_guard(const tls_scheduler_guard&) = delete;
+    tls_scheduler_guard& operator=(const tls_scheduler_guard&) = delete;
+};
+
+std::string chosen_backend(const options& opts) {
+    if (!opts.backend.empty()) return opts.backend;
+    if (const char* env = std::getenv("UTHREADS_BACKEND"); env && *env) return env;
+    return available_backends().front();
+}
+}  // namespace
+
+void run_root(std::coroutine_handle<> frame, promise_base* root, const options& opts) {
+    if (tls_scheduler)
+        throw std::logic_error(
+            "uthreads::run: a runtime is already running on this thread (run() does not nest; "
+            "use co_await or spawn inside it)");
+    if (opts.threads != 1)
+        throw std::invalid_argument("uthreads::run: options.threads = " +
+                                    std::to_string(opts.threads) +
+                                    " is not supported yet; only 1 worker is");
+    std::unique_ptr<lowlevel::backend> b = lowlevel::make_backend(chosen_backend(opts));
+    scheduler s(*b, opts.seed, b->shuffles_ready_queue());
+    tls_scheduler_guard guard(&s);
+    microthread* m = s.spawn(frame, root, "main");
+    s.run_until_done(m);
+    // run() owns main's frame (it takes the value from it) and rethrows its
+    // exception itself.
+    m->frame = {};
+    m->error_observed = true;
+    release(m);
+}
+
+clock::duration checked_duration(clock::duration d, const char* what) {
+    if (d < clock::duration::zero())
+        throw std::invalid_argument(std::string("uthreads: ") + what + " must not be negative (got " +
+                                    std::to_string(std::chrono::duration<double>(d).count()) +
+                                    " s)");
+    return d;
+}
+
+void throw_empty_task() {
+    throw std::logic_error(
+        "uthreads::task: awaiting an empty task (moved-from, or already awaited)");
+}
+void throw_joined_twice() {
+    throw std::logic_error("uthreads::join_handle: microthread already joined");
+}
+void throw_empty_handle(const char* what) {
+    throw std::logic_error(std::string("uthreads::") + what + ": empty (moved-from or default) handle");
+}
+
+namespace {
+std::mutex handler_mu;
+unhandled_exception_handler& handler_slot() {
+    static unhandled_exception_handler h;
+    return h;
+}
+void default_handler(std::string_view name, std::exception_ptr e) {
+    std::string what = "unknown exception";
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+        what = ex.what();
+    } catch (...) {
+    }
+    std::fprintf(stderr, "uthreads: unhandled exception in microthread '%.*s': %s\n",
+                 static_cast<int>(name.size()), name.data(), what.c_str());
+}
+}  // namespace
+
+void report_unhandled(const std::string& name, std::exception_ptr e) noexcept {
+    // A cancellation is how a microthread is asked to stop: not an error.
+    try {
+        std::rethrow_exception(e);
+    } catch (const cancelled&) {
+        return;
+    } catch (...) {
+    }
+    unhandled_exception_handler h;
+    {
+        std::lock_guard lk(handler_mu);
+        h = handler_slot();
+    }
+    try {
+        if (h)
+            h(name, e);
+        else
+            default_handler(name, e);
+    } catch (...) {
+        std::fprintf(stderr, "uthreads: the unhandled-exception handler threw\n");
+    }
+}
+
+}  // namespace detail
+
+unhandled_exception_handler set_unhandled_exception_handler(unhandled_exception_handler h) {
+    std::lock_guard lk(detail::handler_mu);
+    return std::exchange(detail::handler_slot(), std::move(h));
+}
+
+std::vector<std::string> available_backends() {
+    std::vector<std::string> out;
+    for (const auto& f : detail::backend_factories()) out.emplace_back(f.name);
+    return out;
+}
+
+std::string_view current_backend() {
+    detail::scheduler* s = detail::tls_scheduler;
+    if (!s) throw std::logic_error("uthreads::current_backend: no runtime is running on this thread");
+    return s->backend().name();
+}
+
+clock::time_point now() {
+    if (detail::scheduler* s = detail::tls_scheduler) return s->now();
+    return clock::now();
+}
+
+}  // namespace uthreads
+
+namespace uthreads::lowlevel {
+
+std::unique_ptr<backend> make_backend(std::string_view name) {
+    std::string names;
+    for (const auto& f : detail::backend_factories()) {
+        if (name == f.name) return f.make();
+        if (!names.empty()) names += ", ";
+        names += f.name;
+    }
+    throw std::invalid_argument("uthreads: unknown backend '" + std::string(name) +
+                                "' (available: " + names + ")");
+}
+
+}  // namespace uthreads::lowlevel

@@ -1,0 +1,159 @@
+/// \file
+/// Shared fixture of the conformance suite.
+///
+/// Every conformance test is a value-parameterized GoogleTest whose parameter is a
+/// backend name; each `<topic>_test.cpp` instantiates its fixture over
+/// `uthreads::available_backends()`, so a backend added to the build is tested by
+/// every test without touching them (DESIGN.md §7). Test logic never names a
+/// backend: a test that needs something only some backends have asks for the
+/// capability (`has_virtual_clock`) and skips with the capability named.
+///
+/// `backend_test::run_on_backend` runs a main task on the parameter's backend and
+/// then checks DESIGN.md §3 "No leaks": the frame count of this thread is back to
+/// its value when the test started, no microthread is alive, and the process has
+/// exactly as many open descriptors as before. The baseline is taken in SetUp
+/// (before the test body creates its main task's frame), so a test may build its
+/// task before the call and may call run_on_backend several times.
+///
+/// Writing tests here: ASSERT_* cannot be used inside a coroutine (it expands to a
+/// `return`), so coroutine bodies use EXPECT_* or record what happened into
+/// variables of the test body that are asserted after the run. State shared with
+/// microthreads that may outlive `main` (detached ones are cancelled and drained
+/// after `main` returns) lives in the test body, never in `main`'s frame.
+#pragma once
+
+#include <uthreads/uthreads.hpp>
+
+#include <gtest/gtest.h>
+
+#include <cctype>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <system_error>
+#include <utility>
+
+namespace uthreads_conformance {
+
+namespace ut = uthreads;
+using namespace std::chrono_literals;
+
+/// Entries in /proc/self/fd (the directory stream's own descriptor is counted
+/// each time, so two counts compare equal exactly when nothing else changed).
+inline long open_fd_count() {
+    std::error_code ec;
+    long n = 0;
+    for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end;
+         it.increment(ec))
+        ++n;
+    return ec ? -1 : n;
+}
+
+/// Test-name suffix for a backend: GoogleTest allows only [A-Za-z0-9_].
+struct backend_name {
+    std::string operator()(const ::testing::TestParamInfo<std::string>& info) const {
+        std::string s = info.param;
+        for (char& c : s)
+            if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+        return s.empty() ? std::string("default") : s;
+    }
+};
+
+/// Wall-clock time, for bounds that must hold whatever the backend's clock is.
+inline std::chrono::steady_clock::time_point wall_now() { return std::chrono::steady_clock::now(); }
+
+/// Capability probe: does `backend` run on a virtual clock (time that passes only
+/// when every microthread is idle, so a long sleep takes no real time)? Asked
+/// through the public API: a 200 ms sleep that advances `ut::now()` by 200 ms
+/// while less than 100 ms of real time passes cannot happen on a real clock,
+/// because timers never fire early. Costs one 200 ms sleep per real-clock backend
+/// per process (the answer is cached).
+inline bool has_virtual_clock(const std::string& backend) {
+    static std::map<std::string, bool> cache;
+    if (auto it = cache.find(backend); it != cache.end()) return it->second;
+    bool is_virtual = ut::run(
+        []() -> ut::task<bool> {
+            auto v0 = ut::now();
+            auto w0 = wall_now();
+            co_await ut::sleep_for(200ms);
+            co_return ut::now() - v0 >= 200ms && wall_now() - w0 < 100ms;
+        }(),
+        ut::options{.backend = backend});
+    cache.emplace(backend, is_virtual);
+    return is_virtual;
+}
+
+/// Base of every conformance fixture; the parameter is the backend name.
+class backend_test : public ::testing::TestWithParam<std::string> {
+protected:
+    void SetUp() override {
+        frames_before_ = ut::lowlevel::live_frames();
+        fds_before_ = open_fd_count();
+        ASSERT_GE(fds_before_, 0) << "cannot list /proc/self/fd";
+        ASSERT_EQ(ut::lowlevel::live_microthreads(), 0) << "a previous test leaked microthreads";
+    }
+
+    void TearDown() override { expect_no_leaks("at the end of the test"); }
+
+    /// Options selecting this test's backend.
+    ut::options backend_options(std::uint64_t seed = 0) const {
+        return ut::options{.backend = GetParam(), .threads = 1, .seed = seed};
+    }
+
+    /// `ut::run(main)` on this test's backend, then the leak checks (also when
+    /// `run` throws, in which case the exception propagates).
+    template <class T>
+    T run_on_backend(ut::task<T> main, std::uint64_t seed = 0) {
+        struct leak_check {
+            backend_test* self;
+            ~leak_check() { self->expect_no_leaks("after run() returned"); }
+        } check{this};
+        return ut::run(std::move(main), backend_options(seed));
+    }
+
+    /// The leak checks, for tests that call `ut::run` themselves.
+    void expect_no_leaks(const char* when) {
+        EXPECT_EQ(ut::lowlevel::live_frames(), frames_before_)
+            << "coroutine frames or microthread records leaked " << when;
+        EXPECT_EQ(ut::lowlevel::live_microthreads(), 0) << "microthreads alive " << when;
+        EXPECT_EQ(open_fd_count(), fds_before_) << "file descriptors leaked " << when;
+    }
+
+    /// True if this backend's clock is virtual (see has_virtual_clock).
+    bool virtual_clock() const { return has_virtual_clock(GetParam()); }
+
+private:
+    long long frames_before_ = 0;
+    long fds_before_ = 0;
+};
+
+/// Join `h`, expecting it to end by cancellation; returns true if it did. Any
+/// other outcome is recorded as a test failure.
+template <class T>
+ut::task<bool> join_expect_cancelled(ut::join_handle<T>& h) {
+    try {
+        co_await h;
+    } catch (const ut::cancelled&) {
+        co_return true;
+    } catch (const std::exception& e) {
+        ADD_FAILURE() << "expected cancelled, got exception: " << e.what();
+        co_return false;
+    }
+    ADD_FAILURE() << "expected cancelled, the microthread returned normally";
+    co_return false;
+}
+
+/// Cancel `h` (a no-op if it finished) and join it, swallowing only `cancelled`.
+/// For helpers that a test stops once it has what it needs.
+template <class T>
+ut::task<void> cancel_and_join(ut::join_handle<T>& h) {
+    h.cancel();
+    try {
+        co_await h;
+    } catch (const ut::cancelled&) {
+    }
+}
+
+}  // namespace uthreads_conformance
