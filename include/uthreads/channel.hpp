@@ -35,19 +35,26 @@ public:
     channel& operator=(const channel&) = delete;
     ~channel() = default;
 
+    // Both operations try to complete in await_ready. If they complete but the
+    // budget ran out, `yield_` makes await_suspend requeue instead of parking.
     struct send_operation : detail::queued_waiter {
         send_operation(channel* c, T&& v) : ch(c), value(std::move(v)) {}
         channel* ch;
         T value;
         bool closed_seen = false;
+        bool yield_ = false;
         bool await_ready() {
-            detail::scheduler& s = detail::current_scheduler("channel::send");
+            s = &detail::current_scheduler("channel::send");
             if (ch->closed_) throw channel_closed();
-            return detail::enter_fast_path(s) && ch->try_send_now(value);
+            if (detail::cancel_pending(s->current_)) throw ::uthreads::cancelled{};
+            if (!ch->try_send_now(value)) return false;
+            if (--s->budget_ > 0) return true;
+            yield_ = true;
+            return false;
         }
         bool await_suspend(std::coroutine_handle<> h) {
-            if (ch->try_send_now(value)) {
-                detail::yield_after(*detail::tls_scheduler, h);
+            if (yield_) {
+                detail::yield_after(*s, h);
                 return true;
             }
             return detail::park_in<send_operation, &list_of>(this, ch->senders_, h);
@@ -62,13 +69,18 @@ public:
     struct recv_operation : detail::queued_waiter {
         channel* ch;
         std::optional<T> slot;
+        bool yield_ = false;
         bool await_ready() {
-            detail::scheduler& s = detail::current_scheduler("channel::recv");
-            return detail::enter_fast_path(s) && ch->try_recv_now(slot);
+            s = &detail::current_scheduler("channel::recv");
+            if (detail::cancel_pending(s->current_)) throw ::uthreads::cancelled{};
+            if (!ch->try_recv_now(slot)) return false;
+            if (--s->budget_ > 0) return true;
+            yield_ = true;
+            return false;
         }
         bool await_suspend(std::coroutine_handle<> h) {
-            if (ch->try_recv_now(slot)) {
-                detail::yield_after(*detail::tls_scheduler, h);
+            if (yield_) {
+                detail::yield_after(*s, h);
                 return true;
             }
             return detail::park_in<recv_operation, &list_of>(this, ch->receivers_, h);

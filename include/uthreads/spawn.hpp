@@ -39,14 +39,15 @@ struct join_operation : wait_node {
         if (cancel_pending(s->current_)) throw ::uthreads::cancelled{};
         return target->done;
     }
-    bool await_suspend(std::coroutine_handle<> h) {
-        if (!park(*s, *this, h)) return false;
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) {
+        if (!park(*s, *this, h)) return h;  // resumes at once and throws cancelled
         target->joiner = s->current_;
         try_cancel = [](wait_node* w) {
             static_cast<join_operation*>(w)->target->joiner = nullptr;
             return true;
         };
-        return true;
+        if (s->start_inline(target)) return target->resume;
+        return std::noop_coroutine();
     }
 };
 }  // namespace detail

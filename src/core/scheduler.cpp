@@ -35,7 +35,10 @@ struct scheduler::remote_queue {
 void ready_queue::grow() {
     std::vector<microthread*> bigger(buf_.size() * 2);
     std::size_t n = size();
-    for (std::size_t i = 0; i < n; ++i) bigger[i] = buf_[(head_ + i) & mask_];
+    for (std::size_t i = 0; i < n; ++i) {
+        bigger[i] = buf_[(head_ + i) & mask_];
+        if (bigger[i]) bigger[i]->ready_pos = i;
+    }
     buf_ = std::move(bigger);
     mask_ = buf_.size() - 1;
     head_ = 0;
@@ -119,12 +122,19 @@ std::coroutine_handle<> scheduler::finish(microthread* m) noexcept {
     all_[m->index] = last;
     last->index = m->index;
     all_.pop_back();
-    if (microthread* j = m->joiner) {
-        m->joiner = nullptr;
-        unpark(*this, j);
-    }
+    microthread* j = std::exchange(m->joiner, nullptr);
     if (completion_listener* l = m->listener) l->on_child_done(m);
     release(m);
+    if (j) {
+        j->wait = nullptr;
+        // The joiner continues at once, as after a function call (bounded by the
+        // budget so that a spawn/join loop still lets others run).
+        if (--budget_ > 0) {
+            current_ = j;
+            return j->resume;
+        }
+        schedule(j);
+    }
     return std::noop_coroutine();
 }
 
@@ -219,6 +229,8 @@ void scheduler::run_ready_batch() {
             ready_.swap_head(rng_ % window);
         }
         microthread* m = ready_.pop();
+        if (!m) continue;  // started directly by its joiner (start_inline)
+        m->started = true;
         current_ = m;
         budget_ = budget_per_resume;
         m->resume.resume();
@@ -257,12 +269,9 @@ void scheduler::run_until_done(microthread* main) {
     }
 }
 
-scheduler& current_scheduler(const char* what) {
-    scheduler* s = tls_scheduler;
-    if (!s || !s->current_)
-        throw std::logic_error(std::string("uthreads: ") + what +
-                               " needs a running microthread (call it inside uthreads::run)");
-    return *s;
+void throw_no_runtime(const char* what) {
+    throw std::logic_error(std::string("uthreads: ") + what +
+                           " needs a running microthread (call it inside uthreads::run)");
 }
 
 }  // namespace uthreads::detail

@@ -86,6 +86,8 @@ struct microthread {
     std::size_t index_in_owner = 0;     // position in the owning nursery's list
     std::uint64_t id = 0;
     std::uint32_t refs = 0;
+    std::size_t ready_pos = 0;          // slot in the ready queue while queued
+    bool started = false;               // has run at least once
     bool done = false;
     bool detached = false;
     bool cancel_hint = false;           // some scope was cancelled: take the slow check
@@ -105,21 +107,20 @@ inline bool cancel_pending(const microthread* m) noexcept {
 /// Power-of-two ring of microthreads. Invariant: a microthread is in at most
 /// one ready queue at most once (it is scheduled only when suspended, and only by
 /// whoever unlinked it from its wait), so the ring never needs more slots than
-/// there are live microthreads.
+/// there are live microthreads. A slot may be emptied (nullptr) when a
+/// microthread that never ran is started directly by its joiner; `pop` then
+/// returns nullptr for it and the caller skips it.
 class ready_queue {
 public:
     ready_queue() : buf_(256), mask_(255) {}
     bool empty() const noexcept { return head_ == tail_; }
     std::size_t size() const noexcept { return tail_ - head_; }
-    void push(microthread* m) {
-        if (tail_ - head_ == buf_.size()) grow();
-        buf_[tail_++ & mask_] = m;
-    }
+    void push(microthread* m);
     microthread* pop() noexcept { return buf_[head_++ & mask_]; }
+    /// Empty the slot of `m`, which must be in the queue.
+    void remove(microthread* m) noexcept;
     /// Swap the head with the element `k` places behind it (k < size()).
-    void swap_head(std::size_t k) noexcept {
-        std::swap(buf_[head_ & mask_], buf_[(head_ + k) & mask_]);
-    }
+    void swap_head(std::size_t k) noexcept;
 
 private:
     void grow();
@@ -127,6 +128,27 @@ private:
     std::size_t mask_;
     std::size_t head_ = 0, tail_ = 0;
 };
+
+inline void ready_queue::push(microthread* m) {
+    if (tail_ - head_ == buf_.size()) grow();
+    m->ready_pos = tail_;
+    buf_[tail_++ & mask_] = m;
+}
+
+inline void ready_queue::remove(microthread* m) noexcept {
+    buf_[m->ready_pos & mask_] = nullptr;
+    // Trim emptied slots at the tail, so that spawn-then-join (which empties the
+    // most recently pushed slots) keeps the ring small.
+    while (tail_ != head_ && buf_[(tail_ - 1) & mask_] == nullptr) --tail_;
+}
+
+inline void ready_queue::swap_head(std::size_t k) noexcept {
+    microthread*& a = buf_[head_ & mask_];
+    microthread*& b = buf_[(head_ + k) & mask_];
+    std::swap(a, b);
+    if (a) a->ready_pos = head_;
+    if (b) b->ready_pos = head_ + k;
+}
 
 /// Timer heap entry; lives inside the awaiter that waits on it.
 struct timer_node {
@@ -150,6 +172,19 @@ public:
 
     /// Make `m` runnable. Same-thread only.
     void schedule(microthread* m) { ready_.push(m); }
+
+    /// If `m` has never run (so it sits in the ready queue), take it out and make
+    /// it current: the caller transfers to `m->resume` directly. Used by a joiner
+    /// that is about to wait for `m` anyway, which keeps spawn-then-join
+    /// depth-first (bounded memory) and saves a queue round trip. Spends budget;
+    /// returns false when it ran out or `m` already ran.
+    bool start_inline(microthread* m) noexcept {
+        if (m->started || --budget_ <= 0) return false;
+        ready_.remove(m);
+        m->started = true;
+        current_ = m;
+        return true;
+    }
 
     /// Make `m` runnable from any thread (or a host callback on another thread).
     void schedule_remote(microthread* m);
@@ -203,15 +238,22 @@ private:
     remote_queue* remote_;
 };
 
-inline thread_local scheduler* tls_scheduler = nullptr;
+inline thread_local scheduler* tls_scheduler UTHREADS_TLS_FAST = nullptr;
 
 /// Drop one reference to `m`; at zero, reports an exception nobody observed,
 /// then destroys the frame and the record. Needs no scheduler.
 void release(microthread* m) noexcept;
 
+[[noreturn]] void throw_no_runtime(const char* what);
+
 /// The scheduler running on this thread; throws std::logic_error naming `what`
-/// when called outside `uthreads::run`.
-scheduler& current_scheduler(const char* what);
+/// when called outside a microthread.
+inline scheduler& current_scheduler(const char* what) {
+    scheduler* s = tls_scheduler;
+    if (!s || !s->current_) [[unlikely]]
+        throw_no_runtime(what);
+    return *s;
+}
 
 /// The awaiter every library operation starts with: delivers a pending
 /// cancellation and spends one unit of the cooperative budget, yielding to the

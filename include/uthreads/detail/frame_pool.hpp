@@ -26,6 +26,16 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
+// Our thread_locals are read on every spawn, resume and hand-off. The library is
+// built position-independent, where the default TLS model goes through
+// __tls_get_addr on each access; initial-exec is one instruction and is valid
+// for any library linked at program start (the static library always is).
+#if defined(__GNUC__) || defined(__clang__)
+#define UTHREADS_TLS_FAST __attribute__((tls_model("initial-exec")))
+#else
+#define UTHREADS_TLS_FAST
+#endif
+
 namespace uthreads::detail {
 
 inline constexpr std::size_t frame_granule = 64;
@@ -44,7 +54,7 @@ struct frame_cache {
     bool registered;
 };
 
-inline thread_local frame_cache tls_frame_cache{};
+inline thread_local frame_cache tls_frame_cache UTHREADS_TLS_FAST{};
 
 void* frame_alloc_slow(std::size_t size);
 void frame_free_slow(void* p, std::size_t size) noexcept;

@@ -62,8 +62,14 @@ private:
 template <class Owner, waiter_list& (*ListOf)(Owner*)>
 bool park_in(Owner* op, waiter_list& list, std::coroutine_handle<> h) {
     scheduler& s = *tls_scheduler;
-    if (!park(s, *op, h)) return false;
-    op->m = s.current_;
+    microthread* m = s.current_;
+    if (cancel_pending(m)) {
+        op->cancelled = true;
+        return false;
+    }
+    m->resume = h;
+    m->wait = op;
+    op->m = m;
     op->s = &s;
     op->try_cancel = [](wait_node* w) {
         auto* self = static_cast<Owner*>(w);
