@@ -3,6 +3,7 @@
 //
 // A plain program (no Google Benchmark): one thread, one runtime per measured run,
 // on the default backend, or the one named by argv[1] (else $UTHREADS_BACKEND).
+// `--only <workload>` runs one workload, for profiling.
 //
 // Output contract (consumed by scripts/run-bench): stdout carries only lines
 //     RESULT <name> <value> <unit>
@@ -19,7 +20,6 @@
 #include <uthreads/uthreads.hpp>
 
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <cinttypes>
 #include <cstdint>
@@ -93,8 +93,11 @@ constexpr std::int64_t kSkynetSum = kSkynetLeaves * (kSkynetLeaves - 1) / 2;  //
 ut::task<std::int64_t> skynet(std::int64_t num, std::int64_t size) {
     if (size == 1) co_return num;
     const std::int64_t sub = size / 10;
-    std::array<ut::join_handle<std::int64_t>, 10> kids;
-    for (std::int64_t i = 0; i < 10; ++i) kids[static_cast<std::size_t>(i)] = ut::spawn(skynet(num + i * sub, sub));
+    // A vector, as the Asio side's `ops`: a leaf's frame then holds 24 bytes for it,
+    // not ten handles, and only inner nodes allocate.
+    std::vector<ut::join_handle<std::int64_t>> kids;
+    kids.reserve(10);
+    for (std::int64_t i = 0; i < 10; ++i) kids.push_back(ut::spawn(skynet(num + i * sub, sub)));
     std::int64_t sum = 0;
     for (auto& k : kids) sum += co_await k;
     co_return sum;
@@ -105,7 +108,8 @@ ut::task<double> skynet_run() {
     std::int64_t sum = co_await skynet(0, kSkynetLeaves);
     double ms = ms_since(t0);
     if (sum != kSkynetSum) {
-        std::fprintf(stderr, "skynet: wrong sum %" PRId64 " (expected %" PRId64 ")\n", sum, kSkynetSum);
+        std::fprintf(stderr, "skynet: wrong sum %" PRId64 " (expected %" PRId64 ")\n", sum,
+                     kSkynetSum);
         die("skynet verification failed");
     }
     co_return ms;
@@ -156,7 +160,8 @@ void bench_skynet() {
     close(fds[0]);
     int status = 0;
     waitpid(pid, &status, 0);
-    if (got != sizeof in || !WIFEXITED(status) || WEXITSTATUS(status) != 0) die("skynet child failed");
+    if (got != sizeof in || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        die("skynet child failed");
     std::fprintf(stderr, "  skynet peak RSS (VmHWM of child) %.1f MB\n", in[1]);
     result("skynet_ms", in[0], "ms");
     result("skynet_peak_rss_mb", in[1], "MB");
@@ -169,7 +174,9 @@ void bench_skynet() {
 constexpr int kSpawnTotal = 1'000'000;
 constexpr int kSpawnBatch = 1000;
 
-ut::task<> trivial() { co_return; }
+ut::task<> trivial() {
+    co_return;
+}
 
 ut::task<double> spawn_join_run() {
     auto t0 = Clock::now();
@@ -255,7 +262,8 @@ ut::task<double> mutex_run() {
     long counter = 0;
     std::vector<ut::join_handle<void>> hs;
     auto t0 = Clock::now();
-    for (int k = 0; k < kLockers; ++k) hs.push_back(ut::spawn(locker(m, kLocksTotal / kLockers, counter)));
+    for (int k = 0; k < kLockers; ++k)
+        hs.push_back(ut::spawn(locker(m, kLocksTotal / kLockers, counter)));
     for (auto& h : hs) co_await h;
     double ns = ns_since(t0) / kLocksTotal;
     if (counter != kLocksTotal) die("mutex: wrong count");
@@ -316,17 +324,31 @@ void bench_nesting() {
     if (depth != kNestingDepth) result("nesting_depth", depth, "levels");
 }
 
-ut::task<std::string> backend_name() { co_return std::string(ut::current_backend()); }
+ut::task<std::string> backend_name() {
+    co_return std::string(ut::current_backend());
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc > 2 || (argc == 2 && (std::string(argv[1]) == "-h" || std::string(argv[1]) == "--help"))) {
-        std::fprintf(stderr, "usage: %s [backend]   (default: $UTHREADS_BACKEND, else the platform default)\n",
-                     argv[0]);
-        return 2;
+    // bench_core [backend] [--only <workload>]: --only runs one workload (by the
+    // first RESULT name it prints), for profiling.
+    std::string only;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--only" && i + 1 < argc) {
+            only = argv[++i];
+        } else if (!a.empty() && a[0] != '-' && g_opts.backend.empty()) {
+            g_opts.backend = a;
+        } else {
+            std::fprintf(stderr,
+                         "usage: %s [backend] [--only <workload>]\n"
+                         "  backend: default $UTHREADS_BACKEND, else the platform default\n",
+                         argv[0]);
+            return 2;
+        }
     }
-    if (argc == 2) g_opts.backend = argv[1];
+    auto want = [&](const char* name) { return only.empty() || only == name; };
     try {
         if (!g_opts.backend.empty()) {
             auto names = ut::available_backends();
@@ -340,15 +362,22 @@ int main(int argc, char** argv) {
         }
         // First, before this process starts any runtime, in a forked child: its VmHWM
         // is skynet's only.
-        bench_skynet();
+        if (want("skynet_ms")) bench_skynet();
         std::string backend = ut::run(backend_name(), g_opts);
-        std::fprintf(stderr, "core_bench: uthreads, backend \"%s\", single thread\n", backend.c_str());
-        result("spawn_join_ns", best_of_3("spawn_join_ns", spawn_join_run), "ns");
-        result("chan0_pingpong_ns", best_of_3("chan0_pingpong_ns", [] { return pingpong_run(0); }), "ns");
-        result("chan1_pingpong_ns", best_of_3("chan1_pingpong_ns", [] { return pingpong_run(1); }), "ns");
-        result("yield_ns", best_of_3("yield_ns", yield_run), "ns");
-        result("mutex_handoff_ns", best_of_3("mutex_handoff_ns", mutex_run), "ns");
-        bench_nesting();
+        std::fprintf(stderr, "core_bench: uthreads, backend \"%s\", single thread\n",
+                     backend.c_str());
+        if (want("spawn_join_ns"))
+            result("spawn_join_ns", best_of_3("spawn_join_ns", spawn_join_run), "ns");
+        if (want("chan0_pingpong_ns"))
+            result("chan0_pingpong_ns",
+                   best_of_3("chan0_pingpong_ns", [] { return pingpong_run(0); }), "ns");
+        if (want("chan1_pingpong_ns"))
+            result("chan1_pingpong_ns",
+                   best_of_3("chan1_pingpong_ns", [] { return pingpong_run(1); }), "ns");
+        if (want("yield_ns")) result("yield_ns", best_of_3("yield_ns", yield_run), "ns");
+        if (want("mutex_handoff_ns"))
+            result("mutex_handoff_ns", best_of_3("mutex_handoff_ns", mutex_run), "ns");
+        if (want("nesting_ms")) bench_nesting();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "core_bench: exception: %s\n", e.what());
         return 1;

@@ -43,9 +43,9 @@ struct run_stats {
     std::string backend;
     std::vector<double> latency_us;  // one entry per round trip (wall clock)
     long wrong_replies = 0;
-    long spawned = 0;                // microthreads started, the main one included
+    long spawned = 0;  // microthreads started, the main one included
     double wall_s = 0;
-    double runtime_clock_ms = 0;     // the same interval on ut::now()
+    double runtime_clock_ms = 0;  // the same interval on ut::now()
 };
 
 // ------------------------------------------------------------------ the protocol
@@ -83,11 +83,12 @@ ut::task<> client(std::uint16_t port, int id, run_stats& st) {
         auto t0 = wall_clock::now();
         co_await s.write_all(request);
         co_await s.read_exact(std::span<char>(reply));
-        st.latency_us.push_back(std::chrono::duration<double, std::micro>(wall_clock::now() - t0).count());
+        st.latency_us.push_back(
+            std::chrono::duration<double, std::micro>(wall_clock::now() - t0).count());
         if (reply != request) {
             if (st.wrong_replies++ == 0)
-                std::fprintf(stderr, "demo: client %d round %d: wrong reply\n  sent %s  got  %s", id, r,
-                             request.c_str(), reply.c_str());
+                std::fprintf(stderr, "demo: client %d round %d: wrong reply\n  sent %s  got  %s",
+                             id, r, request.c_str(), reply.c_str());
         }
     }
     // Say goodbye: the server sees end of stream, and so do we.
@@ -157,22 +158,24 @@ void ensure_fd_limit() {
 
 int main() {
     ensure_fd_limit();
-    std::printf(
-        "uthreads demo: one line-echo protocol (server handler + client), written once as\n"
-        "coroutines, run unchanged on every backend. Per backend: 1 server microthread\n"
-        "(ut::serve_tcp, one microthread per connection) and %d client microthreads on\n"
-        "127.0.0.1, each doing %d request/response round trips of %zu-byte lines.\n"
-        "\n"
-        "  messages/s     round trips completed per wall-clock second (all clients)\n"
-        "  p50/p99        one round trip as a client sees it, wall clock (steady_clock)\n"
-        "  microthreads   spawned in the run: main + server + clients + server sessions\n"
-        "  runtime clock  the same run timed with ut::now(): real time on epoll,\n"
-        "                 virtual time on sim (it advances only to due timers)\n"
-        "\n",
-        g_clients, kRounds, kMessageSize);
-    std::printf("%-8s | %12s | %16s | %16s | %20s | %18s\n", "backend", "messages/s", "p50 latency (µs)",
-                "p99 latency (µs)", "microthreads spawned", "runtime clock (ms)");
-    std::printf("---------+--------------+------------------+------------------+----------------------+-------------------\n");
+    std::printf("uthreads demo: one line-echo protocol (server handler + client), written once as\n"
+                "coroutines, run unchanged on every backend. Per backend: 1 server microthread\n"
+                "(ut::serve_tcp, one microthread per connection) and %d client microthreads on\n"
+                "127.0.0.1, each doing %d request/response round trips of %zu-byte lines.\n"
+                "\n"
+                "  messages/s     round trips completed per wall-clock second (all clients)\n"
+                "  p50/p99        one round trip as a client sees it, wall clock (steady_clock);\n"
+                "                 with every client busy at once this is mostly queueing\n"
+                "  microthreads   spawned in the run: main + server + clients + server sessions\n"
+                "  runtime clock  the same run timed with ut::now(): real time on epoll,\n"
+                "                 virtual time on sim (it advances only to due timers)\n"
+                "\n",
+                g_clients, kRounds, kMessageSize);
+    std::printf("%-8s | %12s | %16s | %16s | %20s | %18s\n", "backend", "messages/s",
+                "p50 latency (µs)", "p99 latency (µs)", "microthreads spawned",
+                "runtime clock (ms)");
+    std::printf("---------+--------------+------------------+------------------+-------------------"
+                "---+-------------------\n");
     std::fflush(stdout);
 
     int status = 0;
@@ -192,15 +195,16 @@ int main() {
             continue;
         }
         const auto expected = static_cast<std::size_t>(g_clients) * kRounds;
-        const double msgs = st.wall_s > 0 ? static_cast<double>(st.latency_us.size()) / st.wall_s : 0;
+        const double msgs =
+            st.wall_s > 0 ? static_cast<double>(st.latency_us.size()) / st.wall_s : 0;
         const double p50 = percentile(st.latency_us, 0.50);
         const double p99 = percentile(st.latency_us, 0.99);
-        std::printf("%-8s | %12.0f | %16.1f | %16.1f | %20ld | %18.3f\n", st.backend.c_str(), msgs, p50, p99,
-                    st.spawned, st.runtime_clock_ms);
+        std::printf("%-8s | %12.0f | %16.1f | %16.1f | %20ld | %18.3f\n", st.backend.c_str(), msgs,
+                    p50, p99, st.spawned, st.runtime_clock_ms);
         std::fflush(stdout);
         if (st.wrong_replies != 0 || st.latency_us.size() != expected) {
-            std::fprintf(stderr, "demo: %s: %ld wrong replies, %zu of %zu round trips completed\n", name.c_str(),
-                         st.wrong_replies, st.latency_us.size(), expected);
+            std::fprintf(stderr, "demo: %s: %ld wrong replies, %zu of %zu round trips completed\n",
+                         name.c_str(), st.wrong_replies, st.latency_us.size(), expected);
             status = 1;
         }
     }

@@ -28,7 +28,7 @@ namespace uthreads {
 namespace detail {
 /// Registration state of one descriptor. Heap-allocated so its address, which
 /// the backend keeps, survives moves of the socket object.
-struct io_state : lowlevel::io_watcher {
+struct io_state : lowlevel::io_watcher, backend_registration {
     scheduler* s = nullptr;          // runtime it is registered with, once registered
     microthread* reader = nullptr;   // parked readers/writers (at most one each)
     microthread* writer = nullptr;

@@ -48,7 +48,7 @@ public:
     struct join_operation;
     join_operation join_all();
     void body_failed(std::exception_ptr e);
-    void finish();  // rethrows the nursery's failure, if any
+    void finish();  // closes the nursery; rethrows its failure, if any
     detail::cancel_scope_node& body_scope() noexcept { return body_scope_; }
 
 private:
@@ -104,7 +104,9 @@ task<void> with_nursery(F body) {
             n.body_failed(std::current_exception());
         }
     }
-    co_await n.join_all();
+    // Children may spawn siblings into `n` while it joins: it stays open until
+    // the body has ended and no child is left.
+    while (n.running() > 0) co_await n.join_all();
     n.finish();
 }
 

@@ -4,7 +4,8 @@
 ///     namespace ut = uthreads;
 ///     ut::run([]() -> ut::task<> { ... }());
 ///
-/// See docs/guide.md for a tutorial and DESIGN.md for the contract.
+/// See docs/guide.md for a tutorial and docs/cancel-safety.md for what cancelling
+/// each operation can lose.
 #pragma once
 
 #include <uthreads/cancel.hpp>

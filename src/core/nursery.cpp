@@ -96,13 +96,13 @@ void nursery::join_operation::await_suspend(std::coroutine_handle<> h) noexcept 
 }
 
 nursery::join_operation nursery::join_all() {
-    closed_ = true;
     join_operation op{};
     op.n = this;
     return op;
 }
 
 void nursery::finish() {
+    closed_ = true;
     if (error_) std::rethrow_exception(error_);
     if (detail::cancel_pending(parent_)) throw cancelled{};
 }

@@ -50,11 +50,33 @@ scheduler::scheduler(lowlevel::backend& b, std::uint64_t seed, bool shuffle)
       remote_(new remote_queue) {}
 
 scheduler::~scheduler() {
+    while (backend_registration* r = registrations_) {
+        unlink(r);
+        r->on_runtime_end(r);
+    }
     // A thread completing a future or a blocking job may still be inside
     // schedule_remote (it holds the mutex while it wakes the backend); wait for
     // it before the backend and this object go away.
     { std::lock_guard lk(remote_->mu); }
     delete remote_;
+}
+
+void scheduler::link(backend_registration* r) noexcept {
+    r->prev = nullptr;
+    r->next = registrations_;
+    if (registrations_) registrations_->prev = r;
+    registrations_ = r;
+    ++registered_fds_;
+}
+
+void scheduler::unlink(backend_registration* r) noexcept {
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        registrations_ = r->next;
+    if (r->next) r->next->prev = r->prev;
+    r->prev = r->next = nullptr;
+    --registered_fds_;
 }
 
 blocking_pool& scheduler_blocking_pool(scheduler& s) { return s.remote_->pool; }

@@ -52,7 +52,7 @@ void io_object::close() noexcept {
     if (!st) return;
     if (st->s) {
         st->s->backend().remove(*st);
-        --st->s->registered_fds_;
+        st->s->unlink(st);
         // Wake parked operations; they see `closed` and fail with EBADF without
         // touching the (soon freed) state or a descriptor number that may be
         // reused.
@@ -73,9 +73,17 @@ io_object::wait_operation io_object::wait_ready(unsigned dir, const char* what) 
                                 std::string("uthreads: ") + what + " on a closed socket");
     scheduler& s = current_scheduler(what);
     if (!st_->s) {
-        st_->s = &s;
         s.backend().add(*st_);
-        ++s.registered_fds_;
+        st_->s = &s;
+        st_->on_runtime_end = [](backend_registration* r) noexcept {
+            // The run ends while this socket stays open (it was created outside
+            // the run): unregister, so it can be used again by a later run.
+            auto* st = static_cast<io_state*>(r);
+            st->s->backend().remove(*st);
+            st->s = nullptr;
+            st->interest = 0;
+        };
+        s.link(st_);
     } else if (st_->s != &s) {
         throw std::logic_error(std::string("uthreads: ") + what +
                                ": socket belongs to another runtime");

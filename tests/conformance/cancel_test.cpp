@@ -12,16 +12,17 @@
 namespace uthreads_conformance {
 namespace {
 
-class CancelTest : public backend_test {};
+// GoogleTest suite names are CamelCase, as in tests/unit.
+class CancelTest : public backend_test {};  // NOLINT(readability-identifier-naming)
 
 static_assert(!std::is_base_of_v<std::exception, ut::cancelled>,
               "cancelled must not be caught by catch (std::exception&)");
 
 /// What a cancelled microthread observed.
 struct observed {
-    bool started = false;          // reached the wait
-    bool completed = false;        // the wait returned normally (must not happen)
-    bool saw_cancelled = false;    // caught ut::cancelled
+    bool started = false;            // reached the wait
+    bool completed = false;          // the wait returned normally (must not happen)
+    bool saw_cancelled = false;      // caught ut::cancelled
     bool saw_std_exception = false;  // caught something as std::exception (must not happen)
 };
 
@@ -43,7 +44,9 @@ ut::task<void> observe(observed& o, ut::event& started, Op op) {
     }
 }
 
-ut::task<void> sleep_task(ut::clock::duration d) { co_await ut::sleep_for(d); }
+ut::task<void> sleep_task(ut::clock::duration d) {
+    co_await ut::sleep_for(d);
+}
 
 /// Spawns `observe(op)`, waits until it is parked in `op`, cancels it from the
 /// main microthread and joins it. Returns true if the join rethrew `cancelled`.
@@ -53,8 +56,9 @@ ut::task<bool> cancel_while_waiting(observed& o, Op op) {
     auto h = ut::spawn(observe(o, started, std::move(op)), "victim");
     co_await started.wait();
     // `observe` set the event and went on to park in `op` before we ran again
-    // (run to suspension), unless `op` completed without suspending.
-    co_await ut::yield_now();
+    // (run to suspension). A few yields cover an operation that first spent its
+    // cooperative budget, and a backend that shuffles the ready queue.
+    for (int i = 0; i < 3; ++i) co_await ut::yield_now();
     h.cancel();
     co_return co_await join_expect_cancelled(h);
 }
@@ -64,7 +68,8 @@ void expect_cancelled(const observed& o, bool join_saw_cancelled) {
     EXPECT_FALSE(o.completed) << "the wait returned normally although it was cancelled";
     EXPECT_TRUE(o.saw_cancelled) << "the microthread did not see ut::cancelled";
     EXPECT_FALSE(o.saw_std_exception) << "catch (std::exception&) caught the cancellation";
-    EXPECT_TRUE(join_saw_cancelled) << "joining the cancelled microthread did not rethrow cancelled";
+    EXPECT_TRUE(join_saw_cancelled)
+        << "joining the cancelled microthread did not rethrow cancelled";
 }
 
 TEST_P(CancelTest, WhileSleeping) {
@@ -88,11 +93,13 @@ TEST_P(CancelTest, FromAThirdMicrothread) {
     run_on_backend([&]() -> ut::task<> {
         ut::event started;
         auto victim = ut::spawn(observe(o, started, sleep_task(1h)), "victim");
-        auto canceller = ut::spawn([](ut::join_handle<void>& v, ut::event& s) -> ut::task<> {
-            co_await s.wait();
-            co_await ut::sleep_for(1ms);
-            v.cancel();
-        }(victim, started), "canceller");
+        auto canceller = ut::spawn(
+            [](ut::join_handle<void>& v, ut::event& s) -> ut::task<> {
+                co_await s.wait();
+                co_await ut::sleep_for(1ms);
+                v.cancel();
+            }(victim, started),
+            "canceller");
         co_await canceller;
         joined_cancelled = co_await join_expect_cancelled(victim);
     }());
@@ -113,7 +120,7 @@ TEST_P(CancelTest, WhileWaitingOnMutexHeldByAnother) {
         held.unlock();
         // The cancelled waiter holds nothing and is no longer queued.
         auto again = m.try_lock();
-        lockable_after = again.owns_lock();
+        lockable_after = again.owns_lock() && !m.try_lock().owns_lock();
     }());
     expect_cancelled(o, joined_cancelled);
     EXPECT_TRUE(still_locked);
@@ -160,9 +167,8 @@ TEST_P(CancelTest, WhileWaitingOnEvent) {
     bool joined_cancelled = false;
     run_on_backend([&]() -> ut::task<> {
         ut::event e;
-        joined_cancelled = co_await cancel_while_waiting(o, [](ut::event& ev) -> ut::task<> {
-            co_await ev.wait();
-        }(e));
+        joined_cancelled = co_await cancel_while_waiting(
+            o, [](ut::event& ev) -> ut::task<> { co_await ev.wait(); }(e));
         e.set();  // nobody is waiting any more; must not touch the dead waiter
         co_await e.wait();
     }());
@@ -175,9 +181,8 @@ TEST_P(CancelTest, WhileWaitingOnSemaphore) {
     std::ptrdiff_t available = -1;
     run_on_backend([&]() -> ut::task<> {
         ut::semaphore s(0);
-        joined_cancelled = co_await cancel_while_waiting(o, [](ut::semaphore& sem) -> ut::task<> {
-            co_await sem.acquire();
-        }(s));
+        joined_cancelled = co_await cancel_while_waiting(
+            o, [](ut::semaphore& sem) -> ut::task<> { co_await sem.acquire(); }(s));
         s.release();
         available = s.available();
     }());
@@ -187,21 +192,31 @@ TEST_P(CancelTest, WhileWaitingOnSemaphore) {
 
 TEST_P(CancelTest, WhileWaitingOnConditionVariable) {
     observed o;
-    bool joined_cancelled = false, unlocked_after = false;
+    bool joined_cancelled = false, relocked = false, exactly_one_unit = false;
     run_on_backend([&]() -> ut::task<> {
         ut::mutex m;
         ut::condition_variable cv;
-        joined_cancelled = co_await cancel_while_waiting(o, [](ut::mutex& mx, ut::condition_variable& c)
-                                                             -> ut::task<> {
-            auto g = co_await mx.lock();
-            co_await c.wait(g);
-            // The relock is shielded: even when cancelled, the guard owns the mutex.
-            ADD_FAILURE() << "woke without notification";
-        }(m, cv));
-        unlocked_after = !m.is_locked();
+        joined_cancelled = co_await cancel_while_waiting(
+            o, [](ut::mutex& mx, ut::condition_variable& c, bool& rl) -> ut::task<> {
+                auto g = co_await mx.lock();
+                try {
+                    co_await c.wait(g);
+                } catch (const ut::cancelled&) {
+                    // The relock is shielded: even when cancelled, the guard owns
+                    // the mutex again.
+                    rl = g.owns_lock() && mx.is_locked();
+                    throw;
+                }
+                ADD_FAILURE() << "woke without notification";
+            }(m, cv, relocked));
+        // The guard released the mutex exactly once: one unit, not zero or two.
+        auto first = m.try_lock();
+        auto second = m.try_lock();
+        exactly_one_unit = first.owns_lock() && !second.owns_lock();
     }());
     expect_cancelled(o, joined_cancelled);
-    EXPECT_TRUE(unlocked_after) << "the cancelled waiter's guard did not release the mutex";
+    EXPECT_TRUE(relocked) << "a cancelled condition_variable::wait did not relock";
+    EXPECT_TRUE(exactly_one_unit) << "the mutex is not cleanly unlocked after the cancelled wait";
 }
 
 TEST_P(CancelTest, WhileJoiningAnotherMicrothread) {
@@ -209,9 +224,8 @@ TEST_P(CancelTest, WhileJoiningAnotherMicrothread) {
     bool joined_cancelled = false, target_alive = false, target_cancelled = false;
     run_on_backend([&]() -> ut::task<> {
         auto target = ut::spawn(sleep_task(1h), "target");
-        joined_cancelled = co_await cancel_while_waiting(o, [](ut::join_handle<void>& t) -> ut::task<> {
-            co_await t;
-        }(target));
+        joined_cancelled = co_await cancel_while_waiting(
+            o, [](ut::join_handle<void>& t) -> ut::task<> { co_await t; }(target));
         // Cancelling the joiner loses nothing: the target still runs and can be
         // joined again.
         target_alive = !target.done();
@@ -230,9 +244,8 @@ TEST_P(CancelTest, WhileAwaitingFuture) {
     run_on_backend([&]() -> ut::task<> {
         ut::promise<int> p;
         ut::future<int> f = p.get_future();
-        joined_cancelled = co_await cancel_while_waiting(o, [](ut::future<int>& fut) -> ut::task<> {
-            co_await fut;
-        }(f));
+        joined_cancelled = co_await cancel_while_waiting(
+            o, [](ut::future<int>& fut) -> ut::task<> { co_await fut; }(f));
         // The future can be awaited again after the cancelled wait.
         p.set_value(5);
         later = co_await f;
@@ -350,13 +363,18 @@ TEST_P(CancelTest, ShieldLetsCleanupAwait) {
     ut::clock::duration cleanup_took{};
     run_on_backend([&]() -> ut::task<> {
         ut::event started;
-        auto h = ut::spawn([](bool& slept, bool& again, ut::clock::duration& took,
-                              ut::event& s) -> ut::task<> {
-            try {
-                s.set();
-                co_await ut::sleep_for(1h);
-            } catch (const ut::cancelled&) {
+        auto h = ut::spawn(
+            [](bool& slept, bool& again, ut::clock::duration& took, ut::event& s) -> ut::task<> {
+                bool was_cancelled = false;
+                try {
+                    s.set();
+                    co_await ut::sleep_for(1h);
+                } catch (const ut::cancelled&) {
+                    was_cancelled = true;
+                }
+                if (!was_cancelled) co_return;
                 {
+                    // Cleanup that must await, in a cancelled microthread.
                     ut::cancel_shield shield;
                     auto t0 = ut::now();
                     co_await ut::sleep_for(10ms);
@@ -368,10 +386,9 @@ TEST_P(CancelTest, ShieldLetsCleanupAwait) {
                     co_await ut::yield_now();
                 } catch (const ut::cancelled&) {
                     again = true;
+                    throw;
                 }
-                throw;
-            }
-        }(cleanup_slept, redelivered_after_shield, cleanup_took, started));
+            }(cleanup_slept, redelivered_after_shield, cleanup_took, started));
         co_await started.wait();
         h.cancel();
         EXPECT_TRUE(co_await join_expect_cancelled(h));
@@ -458,16 +475,16 @@ TEST_P(CancelTest, CancelledMicrothreadKeepsItsResultIfCompletionAlreadyArrived)
     run_on_backend([&]() -> ut::task<> {
         ut::channel<int> ch(0);
         ut::event started;
-        auto h = ut::spawn([](ut::channel<int>& c, std::optional<int>& g, bool& gc,
-                              ut::event& s) -> ut::task<> {
-            s.set();
-            try {
-                g = co_await c.recv();
-            } catch (const ut::cancelled&) {
-                gc = true;
-                throw;
-            }
-        }(ch, got, got_cancelled, started));
+        auto h = ut::spawn(
+            [](ut::channel<int>& c, std::optional<int>& g, bool& gc, ut::event& s) -> ut::task<> {
+                s.set();
+                try {
+                    g = co_await c.recv();
+                } catch (const ut::cancelled&) {
+                    gc = true;
+                    throw;
+                }
+            }(ch, got, got_cancelled, started));
         co_await started.wait();
         co_await ut::yield_now();
         EXPECT_TRUE(ch.try_send(9));  // hands 9 to the parked receiver
@@ -479,12 +496,13 @@ TEST_P(CancelTest, CancelledMicrothreadKeepsItsResultIfCompletionAlreadyArrived)
     }());
     // Either the receiver got its value, or (if cancellation won) nothing was
     // handed over — but the value must not vanish silently.
-    EXPECT_TRUE(got.has_value() && *got == 9) << "a value handed to a receiver was lost by cancel()";
+    EXPECT_TRUE(got.has_value() && *got == 9)
+        << "a value handed to a receiver was lost by cancel()";
     EXPECT_FALSE(got_cancelled);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllBackends, CancelTest, ::testing::ValuesIn(uthreads::available_backends()),
-                         backend_name{});
+INSTANTIATE_TEST_SUITE_P(AllBackends, CancelTest,
+                         ::testing::ValuesIn(uthreads::available_backends()), backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

@@ -13,7 +13,9 @@
 /// its value when the test started, no microthread is alive, and the process has
 /// exactly as many open descriptors as before. The baseline is taken in SetUp
 /// (before the test body creates its main task's frame), so a test may build its
-/// task before the call and may call run_on_backend several times.
+/// task before the call and may call run_on_backend several times. A test whose
+/// objects must outlive the run (a listener bound before it, say) calls `ut::run`
+/// itself with `backend_options()`; TearDown repeats the checks at the end.
 ///
 /// Writing tests here: ASSERT_* cannot be used inside a coroutine (it expands to a
 /// `return`), so coroutine bodies use EXPECT_* or record what happened into
@@ -62,7 +64,9 @@ struct backend_name {
 };
 
 /// Wall-clock time, for bounds that must hold whatever the backend's clock is.
-inline std::chrono::steady_clock::time_point wall_now() { return std::chrono::steady_clock::now(); }
+inline std::chrono::steady_clock::time_point wall_now() {
+    return std::chrono::steady_clock::now();
+}
 
 /// Capability probe: does `backend` run on a virtual clock (time that passes only
 /// when every microthread is idle, so a long sleep takes no real time)? Asked
@@ -128,6 +132,21 @@ private:
     long long frames_before_ = 0;
     long fds_before_ = 0;
 };
+
+/// Yield until `pred()` holds: for waiting until other microthreads reached a
+/// point (parked in an operation, say) whatever order the ready queue runs them
+/// in. Gives up with a test failure after 10 s of real time instead of hanging.
+template <class Pred>
+ut::task<void> yield_until(Pred pred, const char* what = "condition") {
+    auto w0 = wall_now();
+    while (!pred()) {
+        if (wall_now() - w0 > 10s) {
+            ADD_FAILURE() << "gave up waiting for: " << what;
+            co_return;
+        }
+        co_await ut::yield_now();
+    }
+}
 
 /// Join `h`, expecting it to end by cancellation; returns true if it did. Any
 /// other outcome is recorded as a test failure.

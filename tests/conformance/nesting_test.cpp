@@ -10,7 +10,8 @@
 namespace uthreads_conformance {
 namespace {
 
-class NestingTest : public backend_test {};
+// GoogleTest suite names are CamelCase, as in tests/unit.
+class NestingTest : public backend_test {};  // NOLINT(readability-identifier-naming)
 
 constexpr int million = 1'000'000;
 
@@ -26,7 +27,9 @@ ut::task<long long> sum_down(int n) {
     co_return n + co_await sum_down(n - 1);
 }
 
-ut::task<int> ready_value(int v) { co_return v; }
+ut::task<int> ready_value(int v) {
+    co_return v;
+}
 
 ut::task<void> throw_at_depth(int n) {
     if (n == 0) throw std::out_of_range("thrown at the bottom");
@@ -189,8 +192,8 @@ TEST_P(NestingTest, NestedCallSeesValueOfSuspendingCallee) {
     EXPECT_EQ(result, 42);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllBackends, NestingTest, ::testing::ValuesIn(uthreads::available_backends()),
-                         backend_name{});
+INSTANTIATE_TEST_SUITE_P(AllBackends, NestingTest,
+                         ::testing::ValuesIn(uthreads::available_backends()), backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

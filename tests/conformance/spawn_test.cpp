@@ -11,14 +11,17 @@
 namespace uthreads_conformance {
 namespace {
 
-class SpawnTest : public backend_test {};
+// GoogleTest suite names are CamelCase, as in tests/unit.
+class SpawnTest : public backend_test {};  // NOLINT(readability-identifier-naming)
 
 ut::task<int> add_later(int a, int b) {
     co_await ut::sleep_for(1ms);
     co_return a + b;
 }
 
-ut::task<void> sleep_task(ut::clock::duration d) { co_await ut::sleep_for(d); }
+ut::task<void> sleep_task(ut::clock::duration d) {
+    co_await ut::sleep_for(d);
+}
 
 ut::task<std::string> fail_later(std::string msg) {
     co_await ut::yield_now();
@@ -69,6 +72,7 @@ TEST_P(SpawnTest, JoinRethrowsExceptionOfMicrothreadThatThrewBeforeSuspending) {
 TEST_P(SpawnTest, ManyMicrothreadsAllJoined) {
     long long sum = run_on_backend([]() -> ut::task<long long> {
         std::vector<ut::join_handle<int>> hs;
+        hs.reserve(1000);
         for (int i = 0; i < 1000; ++i) hs.push_back(ut::spawn(add_later(i, 1)));
         long long s = 0;
         for (auto& h : hs) s += co_await h;
@@ -105,7 +109,7 @@ TEST_P(SpawnTest, DoneReflectsCompletion) {
         co_await ut::yield_now();
         before = h.done();
         go.set();
-        while (!h.done()) co_await ut::yield_now();
+        co_await yield_until([&] { return h.done(); }, "h.done()");
         after = h.done();
         EXPECT_EQ(co_await h, 1);
     }());
@@ -116,7 +120,7 @@ TEST_P(SpawnTest, DoneReflectsCompletion) {
 TEST_P(SpawnTest, CancelAfterCompletionIsANoOp) {
     int v = run_on_backend([]() -> ut::task<int> {
         auto h = ut::spawn([]() -> ut::task<int> { co_return 7; }());
-        while (!h.done()) co_await ut::yield_now();
+        co_await yield_until([&] { return h.done(); }, "h.done()");
         h.cancel();
         h.cancel();  // idempotent
         co_return co_await h;
@@ -128,6 +132,7 @@ TEST_P(SpawnTest, IdsAreUniqueWithinARun) {
     std::set<std::uint64_t> ids;
     run_on_backend([&]() -> ut::task<> {
         std::vector<ut::join_handle<void>> hs;
+        hs.reserve(100);
         for (int i = 0; i < 100; ++i) hs.push_back(ut::spawn(sleep_task(1ms)));
         for (auto& h : hs) ids.insert(h.id());
         for (auto& h : hs) co_await h;
@@ -172,7 +177,7 @@ TEST_P(SpawnTest, ExplicitDetachKeepsRunning) {
 TEST_P(SpawnTest, ExceptionOfDetachedMicrothreadIsReportedWithItsName) {
     std::vector<std::pair<std::string, std::string>> reports;
     auto previous = ut::set_unhandled_exception_handler(
-        [&](std::string_view name, std::exception_ptr e) {
+        [&](std::string_view name, const std::exception_ptr& e) {
             std::string what = "<not a std::exception>";
             try {
                 std::rethrow_exception(e);
@@ -197,7 +202,7 @@ TEST_P(SpawnTest, ExceptionOfDetachedMicrothreadIsReportedWithItsName) {
 TEST_P(SpawnTest, JoinedExceptionIsNotReportedAsUnhandled) {
     int reports = 0;
     auto previous = ut::set_unhandled_exception_handler(
-        [&](std::string_view, std::exception_ptr) { ++reports; });
+        [&](std::string_view, const std::exception_ptr&) { ++reports; });
     bool caught = false;
     run_on_backend([&]() -> ut::task<> {
         auto h = ut::spawn(fail_later("observed"), "joined");
@@ -215,7 +220,7 @@ TEST_P(SpawnTest, JoinedExceptionIsNotReportedAsUnhandled) {
 TEST_P(SpawnTest, CancelledDetachedMicrothreadsAreNotReportedAtShutdown) {
     int reports = 0;
     auto previous = ut::set_unhandled_exception_handler(
-        [&](std::string_view, std::exception_ptr) { ++reports; });
+        [&](std::string_view, const std::exception_ptr&) { ++reports; });
     run_on_backend([]() -> ut::task<> {
         for (int i = 0; i < 10; ++i) ut::spawn(sleep_task(1h), "sleeper").detach();
         co_await ut::sleep_for(1ms);
@@ -245,8 +250,8 @@ TEST_P(SpawnTest, CurrentBackendInsideSpawnedMicrothread) {
     EXPECT_EQ(name, GetParam());
 }
 
-INSTANTIATE_TEST_SUITE_P(AllBackends, SpawnTest, ::testing::ValuesIn(uthreads::available_backends()),
-                         backend_name{});
+INSTANTIATE_TEST_SUITE_P(AllBackends, SpawnTest,
+                         ::testing::ValuesIn(uthreads::available_backends()), backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

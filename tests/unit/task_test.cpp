@@ -262,8 +262,8 @@ TEST(TaskTest, FramesAreRecycledAfterExceptions) {
 
 TEST(TaskTest, DeepChainDoesNotGrowTheStack) {
     // Without symmetric transfer each level would cost a native stack frame;
-    // 200'000 levels would overflow an 8 MiB stack.
-    constexpr int depth = 200'000;
+    // 500'000 levels would overflow an 8 MiB stack many times over.
+    constexpr int depth = 500'000;
     const long long base = ut::lowlevel::live_frames();
     EXPECT_EQ(ut::run(deep_chain(depth), epoll()), depth);
     EXPECT_EQ(ut::lowlevel::live_frames(), base);

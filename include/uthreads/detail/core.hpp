@@ -159,6 +159,16 @@ struct timer_node {
     bool armed() const noexcept { return heap_index != static_cast<std::size_t>(-1); }
 };
 
+/// A descriptor registered with a run's backend on behalf of an object that may
+/// outlive the run (a listener bound before `run` and closed after it). The
+/// scheduler keeps these in a list and, when the run ends, calls
+/// `on_runtime_end` for each one still there, so no registration outlives it.
+struct backend_registration {
+    backend_registration* prev = nullptr;
+    backend_registration* next = nullptr;
+    void (*on_runtime_end)(backend_registration*) noexcept = nullptr;
+};
+
 inline constexpr int budget_per_resume = 128;
 
 /// The per-thread scheduler. Hot-path members are public and inline; the rest is
@@ -214,7 +224,10 @@ public:
 
     microthread* current_ = nullptr;
     int budget_ = budget_per_resume;
-    std::size_t registered_fds_ = 0;  // descriptors registered with the backend
+    /// Track a registration (see backend_registration).
+    void link(backend_registration* r) noexcept;
+    void unlink(backend_registration* r) noexcept;
+    std::size_t registered_fds_ = 0;  // length of the registrations_ list
 
 private:
     friend blocking_pool& scheduler_blocking_pool(scheduler&);
@@ -234,6 +247,7 @@ private:
     std::uint64_t rng_;
     bool shuffle_;
     bool shutting_down_ = false;
+    backend_registration* registrations_ = nullptr;
     struct remote_queue;
     remote_queue* remote_;
 };

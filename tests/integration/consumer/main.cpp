@@ -47,27 +47,28 @@ const char* g_section = "startup";
 int g_checks = 0;
 
 [[noreturn]] void fail(const char* expr, int line) {
-    throw check_failed(std::string("[") + g_section + "] line " + std::to_string(line) + ": " + expr);
+    throw check_failed(std::string("[") + g_section + "] line " + std::to_string(line) + ": " +
+                       expr);
 }
 
-#define CHECK(cond)                           \
-    do {                                      \
-        ++g_checks;                           \
-        if (!(cond)) fail("CHECK(" #cond ")", __LINE__); \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        ++g_checks;                                                                                \
+        if (!(cond)) fail("CHECK(" #cond ")", __LINE__);                                           \
     } while (0)
 
 // CHECK_THROWS(Exception, statement): `statement` (which may co_await) must throw
 // exactly that type (or a type derived from it).
-#define CHECK_THROWS(Exception, ...)                                            \
-    do {                                                                        \
-        ++g_checks;                                                             \
-        bool caught_ = false;                                                   \
-        try {                                                                   \
-            __VA_ARGS__;                                                        \
-        } catch (const Exception&) {                                            \
-            caught_ = true;                                                     \
-        }                                                                       \
-        if (!caught_) fail("expected " #Exception " from " #__VA_ARGS__, __LINE__); \
+#define CHECK_THROWS(Exception, ...)                                                               \
+    do {                                                                                           \
+        ++g_checks;                                                                                \
+        bool caught_ = false;                                                                      \
+        try {                                                                                      \
+            __VA_ARGS__;                                                                           \
+        } catch (const Exception&) {                                                               \
+            caught_ = true;                                                                        \
+        }                                                                                          \
+        if (!caught_) fail("expected " #Exception " from " #__VA_ARGS__, __LINE__);                \
     } while (0)
 
 // Exceptions reported for microthreads nobody joined.
@@ -98,7 +99,9 @@ ut::task<int> slow_int() {
     co_return -1;
 }
 
-ut::task<> slow_void() { co_await ut::sleep_for(1h); }
+ut::task<> slow_void() {
+    co_await ut::sleep_for(1h);
+}
 
 ut::task<int> seven_soon() {
     co_await ut::sleep_for(1ms);
@@ -110,7 +113,9 @@ ut::task<std::string> make_string() {
     co_return std::string("str");
 }
 
-ut::task<> nap(std::chrono::milliseconds d) { co_await ut::sleep_for(d); }
+ut::task<> nap(std::chrono::milliseconds d) {
+    co_await ut::sleep_for(d);
+}
 
 // Sleeps "forever"; records how the cancellation arrived.
 struct cancel_probe {
@@ -366,7 +371,8 @@ ut::task<> sem_worker(ut::semaphore& s, int& cur, int& peak) {
     s.release();
 }
 
-ut::task<> cv_consumer(ut::mutex& m, ut::condition_variable& cv, bool& ready, int& data, int& seen) {
+ut::task<> cv_consumer(ut::mutex& m, ut::condition_variable& cv, bool& ready, int& data,
+                       int& seen) {
     auto lock = co_await m.lock();
     co_await cv.wait(lock, [&] { return ready; });
     CHECK(lock.owns_lock());
@@ -563,8 +569,9 @@ ut::task<> test_bridges() {
             return 6 * 7;
         });
         CHECK(v == 42);
-        CHECK_THROWS(std::runtime_error,
-                     co_await ut::to_thread([]() -> int { throw std::runtime_error("blocking call failed"); }));
+        CHECK_THROWS(std::runtime_error, co_await ut::to_thread([]() -> int {
+                         throw std::runtime_error("blocking call failed");
+                     }));
         bool ran = false;
         co_await ut::to_thread([&] { ran = true; });
         CHECK(ran);
@@ -666,7 +673,8 @@ ut::task<> test_tcp() {
     {
         auto l = ut::tcp_listener::bind("127.0.0.1", 0);
         auto server = ut::spawn(ut::serve_tcp(l, upper_echo), "server");
-        auto [a, b, c] = co_await ut::when_all(line_client(l.port(), "abc\n"), line_client(l.port(), "hello, world\n"),
+        auto [a, b, c] = co_await ut::when_all(line_client(l.port(), "abc\n"),
+                                               line_client(l.port(), "hello, world\n"),
                                                line_client(l.port(), std::string(10000, 'x')));
         CHECK(a == "ABC\n");
         CHECK(b == "HELLO, WORLD\n");
@@ -703,7 +711,9 @@ ut::task<int> leaves_a_sleeper(cancel_probe& probe) {
     co_return 1;
 }
 
-ut::task<std::string> backend_of_run() { co_return std::string(ut::current_backend()); }
+ut::task<std::string> backend_of_run() {
+    co_return std::string(ut::current_backend());
+}
 
 // The parts of the contract that live outside a runtime.
 void test_runtime_outside() {
@@ -760,8 +770,8 @@ int main() {
             std::rethrow_exception(e);
         } catch (const std::exception& x) {
             if (std::string_view(x.what()) != "detached failure")
-                std::fprintf(stderr, "consumer: unhandled exception in \"%s\": %s\n", g_unhandled_name.c_str(),
-                             x.what());
+                std::fprintf(stderr, "consumer: unhandled exception in \"%s\": %s\n",
+                             g_unhandled_name.c_str(), x.what());
         } catch (...) {
             std::fprintf(stderr, "consumer: unhandled non-standard exception in \"%s\"\n",
                          g_unhandled_name.c_str());
@@ -780,13 +790,16 @@ int main() {
         std::fprintf(stderr, "consumer: FAILED: %s\n", e.what());
         return 1;
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "consumer: FAILED: [%s] unexpected exception: %s\n", g_section, e.what());
+        std::fprintf(stderr, "consumer: FAILED: [%s] unexpected exception: %s\n", g_section,
+                     e.what());
         return 1;
     } catch (const ut::cancelled&) {
         std::fprintf(stderr, "consumer: FAILED: [%s] unexpected uthreads::cancelled\n", g_section);
         return 1;
     }
-    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("consumer: backend %s: all %d checks passed in %.0f ms\n", backend.c_str(), g_checks, ms);
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("consumer: backend %s: all %d checks passed in %.0f ms\n", backend.c_str(),
+                g_checks, ms);
     return 0;
 }

@@ -1,0 +1,265 @@
+// Bridges between microthreads and OS threads: promise/future completed from a
+// std::thread, and to_thread.
+
+#include "conformance.hpp"
+
+#include <atomic>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace uthreads_conformance {
+namespace {
+
+// GoogleTest suite names are CamelCase, as in tests/unit.
+class BridgeTest : public backend_test {};  // NOLINT(readability-identifier-naming)
+
+TEST_P(BridgeTest, FutureCompletedFromStdThreadWhileAwaited) {
+    int got = 0;
+    bool was_ready_before = true;
+    std::thread setter;
+    run_on_backend([&]() -> ut::task<> {
+        ut::promise<int> p;
+        ut::future<int> f = p.get_future();
+        setter = std::thread([pr = std::move(p)]() mutable {
+            std::this_thread::sleep_for(20ms);
+            pr.set_value(123);
+        });
+        was_ready_before = f.is_ready();
+        got = co_await f;
+    }());
+    setter.join();
+    EXPECT_FALSE(was_ready_before);
+    EXPECT_EQ(got, 123);
+}
+
+TEST_P(BridgeTest, FutureExceptionFromStdThread) {
+    std::string what;
+    std::thread setter;
+    run_on_backend([&]() -> ut::task<> {
+        ut::promise<std::string> p;
+        auto f = p.get_future();
+        setter = std::thread([pr = std::move(p)]() mutable {
+            std::this_thread::sleep_for(5ms);
+            pr.set_exception(std::make_exception_ptr(std::runtime_error("from a thread")));
+        });
+        try {
+            co_await f;
+        } catch (const std::runtime_error& e) {
+            what = e.what();
+        }
+    }());
+    setter.join();
+    EXPECT_EQ(what, "from a thread");
+}
+
+TEST_P(BridgeTest, VoidFutureFromStdThread) {
+    bool done = false;
+    std::thread setter;
+    run_on_backend([&]() -> ut::task<> {
+        ut::promise<> p;
+        auto f = p.get_future();
+        setter = std::thread([pr = std::move(p)]() mutable { pr.set_value(); });
+        co_await f;
+        done = f.is_ready();
+    }());
+    setter.join();
+    EXPECT_TRUE(done);
+}
+
+TEST_P(BridgeTest, ManyFuturesFromManyThreads) {
+    long long sum = 0;
+    std::vector<std::thread> threads;
+    run_on_backend([&]() -> ut::task<> {
+        std::vector<ut::future<int>> fs;
+        for (int i = 0; i < 16; ++i) {
+            ut::promise<int> p;
+            fs.push_back(p.get_future());
+            threads.emplace_back([pr = std::move(p), i]() mutable {
+                std::this_thread::sleep_for(std::chrono::milliseconds(i % 4));
+                pr.set_value(i);
+            });
+        }
+        // Await them from several microthreads at once.
+        co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
+            for (auto& f : fs)
+                n.spawn([](ut::future<int>& fut, long long& s) -> ut::task<> {
+                    s += co_await fut;
+                }(f, sum));
+            co_return;
+        });
+    }());
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(sum, 16 * 15 / 2);
+}
+
+TEST_P(BridgeTest, FutureAlreadySetCompletesAtOnce) {
+    int got = 0;
+    run_on_backend([&]() -> ut::task<> {
+        ut::promise<int> p;
+        auto f = p.get_future();
+        p.set_value(9);
+        EXPECT_TRUE(f.is_ready());
+        got = co_await f;
+    }());
+    EXPECT_EQ(got, 9);
+}
+
+TEST_P(BridgeTest, DroppedPromiseBreaksFuture) {
+    bool broken = false;
+    std::thread dropper;
+    run_on_backend([&]() -> ut::task<> {
+        ut::future<int> f;
+        {
+            ut::promise<int> p;
+            f = p.get_future();
+            dropper = std::thread([pr = std::move(p)]() mutable {
+                std::this_thread::sleep_for(2ms);
+                ut::promise<int> gone = std::move(pr);
+            });
+        }
+        try {
+            co_await f;
+        } catch (const ut::broken_promise&) {
+            broken = true;
+        }
+    }());
+    dropper.join();
+    EXPECT_TRUE(broken);
+}
+
+TEST_P(BridgeTest, PromiseMisuseThrowsLogicError) {
+    ut::promise<int> p;
+    auto f = p.get_future();
+    EXPECT_THROW((void)p.get_future(), std::logic_error);
+    p.set_value(1);
+    EXPECT_THROW(p.set_value(2), std::logic_error);
+    EXPECT_THROW(p.set_exception(std::make_exception_ptr(std::runtime_error("x"))),
+                 std::logic_error);
+    EXPECT_TRUE(f.is_ready());
+}
+
+TEST_P(BridgeTest, ToThreadReturnsValueFromAnotherThread) {
+    int value = 0;
+    bool other_thread = false;
+    run_on_backend([&]() -> ut::task<> {
+        auto loop_thread = std::this_thread::get_id();
+        std::thread::id pool_thread;
+        value = co_await ut::to_thread([&] {
+            pool_thread = std::this_thread::get_id();
+            std::this_thread::sleep_for(5ms);
+            return 6 * 7;
+        });
+        other_thread = pool_thread != loop_thread;
+    }());
+    EXPECT_EQ(value, 42);
+    EXPECT_TRUE(other_thread) << "to_thread ran the blocking call on the loop thread";
+}
+
+TEST_P(BridgeTest, ToThreadPropagatesExceptions) {
+    std::string what;
+    run_on_backend([&]() -> ut::task<> {
+        try {
+            co_await ut::to_thread(
+                []() -> int { throw std::domain_error("blocking call failed"); });
+        } catch (const std::domain_error& e) {
+            what = e.what();
+        }
+    }());
+    EXPECT_EQ(what, "blocking call failed");
+}
+
+TEST_P(BridgeTest, ToThreadVoidAndMoveOnlyResults) {
+    bool ran = false;
+    int boxed = 0;
+    run_on_backend([&]() -> ut::task<> {
+        co_await ut::to_thread([&] { ran = true; });
+        auto p = co_await ut::to_thread([] { return std::make_unique<int>(5); });
+        boxed = *p;
+    }());
+    EXPECT_TRUE(ran);
+    EXPECT_EQ(boxed, 5);
+}
+
+TEST_P(BridgeTest, ToThreadDoesNotBlockOtherMicrothreads) {
+    int ticks_during_call = 0;
+    run_on_backend([&]() -> ut::task<> {
+        std::atomic<bool> release{false};
+        bool call_done = false;
+        auto ticker = ut::spawn([](int& t, bool& cd, std::atomic<bool>& rel) -> ut::task<> {
+            while (!cd) {
+                co_await ut::yield_now();
+                if (++t == 100) rel = true;  // let the blocking call finish
+            }
+        }(ticks_during_call, call_done, release));
+        co_await ut::to_thread([&] {
+            auto w0 = wall_now();
+            while (!release && wall_now() - w0 < 10s) std::this_thread::sleep_for(100us);
+        });
+        call_done = true;
+        co_await ticker;
+    }());
+    EXPECT_GE(ticks_during_call, 100) << "the loop thread was blocked during to_thread";
+}
+
+TEST_P(BridgeTest, ConcurrentToThreadCallsOverlap) {
+    // Four calls that each wait for all four to have started: they finish only
+    // if the pool runs them at the same time.
+    int finished = 0;
+    run_on_backend([&]() -> ut::task<> {
+        std::atomic<int> started{0};
+        co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
+            for (int i = 0; i < 4; ++i)
+                n.spawn([](std::atomic<int>& st, int& fin) -> ut::task<> {
+                    bool all = co_await ut::to_thread([&st] {
+                        ++st;
+                        auto w0 = wall_now();
+                        while (st.load() < 4 && wall_now() - w0 < 10s)
+                            std::this_thread::sleep_for(100us);
+                        return st.load() >= 4;
+                    });
+                    if (all) ++fin;
+                }(started, finished));
+            co_return;
+        });
+    }());
+    EXPECT_EQ(finished, 4);
+}
+
+TEST_P(BridgeTest, CancelledCallerGetsToThreadResultFirst) {
+    // to_thread is not interruptible: the caller's cancellation waits for fn,
+    // then is delivered at the next suspension point.
+    bool fn_finished = false, result_seen = false, cancelled_after = false;
+    run_on_backend([&]() -> ut::task<> {
+        ut::event started;
+        auto h = ut::spawn([](bool& ff, bool& rs, bool& ca, ut::event& st) -> ut::task<> {
+            st.set();
+            int v = co_await ut::to_thread([&ff] {
+                std::this_thread::sleep_for(20ms);
+                ff = true;
+                return 1;
+            });
+            rs = v == 1;
+            try {
+                co_await ut::yield_now();
+            } catch (const ut::cancelled&) {
+                ca = true;
+                throw;
+            }
+        }(fn_finished, result_seen, cancelled_after, started));
+        co_await started.wait();
+        co_await ut::yield_now();
+        h.cancel();
+        EXPECT_TRUE(co_await join_expect_cancelled(h));
+    }());
+    EXPECT_TRUE(fn_finished);
+    EXPECT_TRUE(result_seen);
+    EXPECT_TRUE(cancelled_after);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllBackends, BridgeTest,
+                         ::testing::ValuesIn(uthreads::available_backends()), backend_name{});
+
+}  // namespace
+}  // namespace uthreads_conformance

@@ -1,0 +1,243 @@
+// channel<T>: FIFO, capacity, rendezvous, close, many producers/consumers.
+
+#include "conformance.hpp"
+
+#include <memory>
+#include <numeric>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace uthreads_conformance {
+namespace {
+
+// GoogleTest suite names are CamelCase, as in tests/unit.
+class ChannelTest : public backend_test {};  // NOLINT(readability-identifier-naming)
+
+TEST_P(ChannelTest, BufferedValuesComeOutInOrder) {
+    std::vector<int> got;
+    run_on_backend([&]() -> ut::task<> {
+        ut::channel<int> ch(8);
+        for (int i = 0; i < 8; ++i) co_await ch.send(i);
+        EXPECT_EQ(ch.size(), 8u);
+        EXPECT_EQ(ch.capacity(), 8u);
+        EXPECT_FALSE(ch.try_send(99));  // full
+        for (int i = 0; i < 8; ++i) got.push_back(*co_await ch.recv());
+        EXPECT_EQ(ch.try_recv(), std::nullopt);
+    }());
+    EXPECT_EQ(got, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7}));
+}
+
+TEST_P(ChannelTest, SenderWaitsWhileFull) {
+    std::vector<int> log;
+    run_on_backend([&]() -> ut::task<> {
+        ut::channel<int> ch(2);
+        auto producer = ut::spawn([](ut::channel<int>& c, std::vector<int>& l) -> ut::task<> {
+            for (int i = 0; i < 5; ++i) {
+                co_await c.send(i);
+                l.push_back(100 + i);  // sent
+            }
+            c.close();
+        }(ch, log));
+        co_await ut::sleep_for(1ms);
+        EXPECT_EQ(ch.size(), 2u);
+        EXPECT_EQ(log.size(), 2u) << "send completed on a full channel";
+        while (auto v = co_await ch.recv()) log.push_back(*v);
+        co_await producer;
+    }());
+    // Every received value is received in order.
+    std::vector<int> received;
+    for (int x : log)
+        if (x < 100) received.push_back(x);
+    EXPECT_EQ(received, (std::vector<int>{0, 1, 2, 3, 4}));
+}
+
+TEST_P(ChannelTest, RendezvousSendCompletesOnlyWhenReceived) {
+    bool sent_before_recv = true;
+    int got = 0;
+    run_on_backend([&]() -> ut::task<> {
+        ut::channel<int> ch(0);
+        bool sent = false;
+        auto sender = ut::spawn([](ut::channel<int>& c, bool& s) -> ut::task<> {
+            co_await c.send(42);
+            s = true;
+        }(ch, sent));
+        co_await ut::sleep_for(2ms);
+        sent_before_recv = sent;
+        EXPECT_EQ(ch.size(), 0u);
+        got = *co_await ch.recv();
+        co_await sender;
+    }());
+    EXPECT_FALSE(sent_before_recv);
+    EXPECT_EQ(got, 42);
+}
+
+TEST_P(ChannelTest, RendezvousTrySendNeedsWaitingReceiver) {
+    bool without = true, with = false;
+    std::optional<int> got;
+    run_on_backend([&]() -> ut::task<> {
+        ut::channel<int> ch(0);
+        without = ch.try_send(1);
+        ut::event started;
+        auto r =
+            ut::spawn([](ut::channel<int>& c, std::optional<int>& g, ut::event& st) -> ut::task<> {
+                st.set();
+                g = co_await c.recv();
+            }(ch, got, started));
+        co_await started.wait();  // the receiver parked before we resumed
+        with = ch.try_send(2);
+        co_await r;
+    }());
+    EXPECT_FALSE(without);
+    EXPECT_TRUE(with);
+    EXPECT_EQ(got, std::optional<int>(2));
+}
+
+TEST_P(ChannelTest, CloseDrainsThenReturnsNullopt) {
+    std::vector<std::optional<int>> got;
+    bool closed = false;
+    run_on_backend([&]() -> ut::task<> {
+        ut::channel<int> ch(4);
+        co_await ch.send(1);
+        co_await ch.send(2);
+        ch.close();
+        ch.close();  // idempotent
+        closed = ch.closed();
+        for (int i = 0; i < 4; ++i) got.push_back(co_await ch.recv());
+    }());
+    EXPECT_TRUE(closed);
+    EXPECT_EQ(got, (std::vector<std::optional<int>>{1, 2, std::nullopt, std::nullopt}));
+}
+
+TEST_P(ChannelTest, SendAfterCloseThrowsChannelClosed) {
+    int threw = 0;
+    run_on_backend([&]() -> ut::task<> {
+        ut::channel<std::string> ch(1);
+        ch.close();
+        try {
+            co_await ch.send("x");
+        } catch (const ut::channel_closed&) {
+            ++threw;
+        }
+        try {
+            (void)ch.try_send("y");
+        } catch (const ut::channel_closed&) {
+            ++threw;
+        }
+        // channel_closed is a std::logic_error.
+        try {
+            co_await ch.send("z");
+        } catch (const std::logic_error&) {
+            ++threw;
+        }
+    }());
+    EXPECT_EQ(threw, 3);
+}
+
+TEST_P(ChannelTest, CloseWakesPendingReceiversWithNullopt) {
+    int got_nullopt = 0;
+    run_on_backend([&]() -> ut::task<> {
+        ut::channel<int> ch(0);
+        int parked = 0;
+        std::vector<ut::join_handle<void>> hs;
+        hs.reserve(3);
+        for (int i = 0; i < 3; ++i)
+            hs.push_back(ut::spawn([](ut::channel<int>& c, int& p, int& n) -> ut::task<> {
+                ++p;
+                auto v = co_await c.recv();
+                if (!v) ++n;
+            }(ch, parked, got_nullopt)));
+        co_await yield_until([&] { return parked >= 3; }, "parked >= 3");
+        ch.close();
+        for (auto& h : hs) co_await h;
+    }());
+    EXPECT_EQ(got_nullopt, 3);
+}
+
+TEST_P(ChannelTest, CloseWakesPendingSendersWithChannelClosed) {
+    int closed_errors = 0;
+    std::vector<std::optional<int>> drained;
+    run_on_backend([&]() -> ut::task<> {
+        ut::channel<int> ch(1);
+        co_await ch.send(0);
+        int parked = 0;
+        std::vector<ut::join_handle<void>> hs;
+        hs.reserve(3);
+        for (int i = 1; i <= 3; ++i)
+            hs.push_back(ut::spawn([](ut::channel<int>& c, int v, int& p, int& e) -> ut::task<> {
+                ++p;
+                try {
+                    co_await c.send(v);
+                } catch (const ut::channel_closed&) {
+                    ++e;
+                }
+            }(ch, i, parked, closed_errors)));
+        co_await yield_until([&] { return parked >= 3; }, "parked >= 3");
+        ch.close();
+        for (auto& h : hs) co_await h;
+        drained.push_back(co_await ch.recv());
+        drained.push_back(co_await ch.recv());
+    }());
+    EXPECT_EQ(closed_errors, 3);
+    // The buffered value sent before close is still delivered; blocked sends are not.
+    EXPECT_EQ(drained, (std::vector<std::optional<int>>{0, std::nullopt}));
+}
+
+TEST_P(ChannelTest, ManyProducersManyConsumers) {
+    long long total = 0;
+    int received = 0;
+    run_on_backend([&]() -> ut::task<> {
+        ut::channel<int> ch(3);
+        co_await ut::with_nursery([&](ut::nursery& consumers) -> ut::task<> {
+            for (int c = 0; c < 4; ++c)
+                consumers.spawn([](ut::channel<int>& chan, long long& t, int& r) -> ut::task<> {
+                    while (auto v = co_await chan.recv()) {
+                        t += *v;
+                        ++r;
+                        if (*v % 5 == 0) co_await ut::yield_now();
+                    }
+                }(ch, total, received));
+            co_await ut::with_nursery([&](ut::nursery& producers) -> ut::task<> {
+                for (int p = 0; p < 5; ++p)
+                    producers.spawn([](ut::channel<int>& chan, int base) -> ut::task<> {
+                        for (int i = 1; i <= 200; ++i) {
+                            co_await chan.send(base + i);
+                            if (i % 17 == 0) co_await ut::sleep_for(50us);
+                        }
+                    }(ch, p * 1000));
+                co_return;
+            });
+            ch.close();  // consumers drain what is left, then see nullopt
+        });
+    }());
+    long long expected = 0;
+    for (int p = 0; p < 5; ++p)
+        for (int i = 1; i <= 200; ++i) expected += p * 1000 + i;
+    EXPECT_EQ(received, 1000);
+    EXPECT_EQ(total, expected);
+}
+
+TEST_P(ChannelTest, MoveOnlyValues) {
+    int sum = 0;
+    run_on_backend([&]() -> ut::task<> {
+        ut::channel<std::unique_ptr<int>> ch(0);
+        auto producer = ut::spawn([](ut::channel<std::unique_ptr<int>>& c) -> ut::task<> {
+            for (int i = 1; i <= 10; ++i) co_await c.send(std::make_unique<int>(i));
+            c.close();
+        }(ch));
+        while (auto p = co_await ch.recv()) sum += **p;
+        co_await producer;
+    }());
+    EXPECT_EQ(sum, 55);
+}
+
+TEST_P(ChannelTest, NegativeCapacityThrows) {
+    EXPECT_THROW(ut::channel<int>(-1), std::invalid_argument);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllBackends, ChannelTest,
+                         ::testing::ValuesIn(uthreads::available_backends()), backend_name{});
+
+}  // namespace
+}  // namespace uthreads_conformance
