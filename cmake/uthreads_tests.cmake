@@ -30,6 +30,13 @@ function(uthreads_add_gtest_suite name dir prefix)
     set_target_properties(${name} PROPERTIES
         RUNTIME_OUTPUT_DIRECTORY "${PROJECT_BINARY_DIR}/tests")
     uthreads_target_flags(${name})
+    # Tests with backend-specific harnesses (guest hosts) compile only for the
+    # backends this build has.
+    foreach(_backend IN LISTS UTHREADS_BUILTIN_BACKENDS)
+        string(TOUPPER "${_backend}" _upper)
+        string(MAKE_C_IDENTIFIER "${_upper}" _upper)
+        target_compile_definitions(${name} PRIVATE UTHREADS_HAVE_BACKEND_${_upper}=1)
+    endforeach()
     gtest_discover_tests(${name}
         TEST_PREFIX "${prefix}."
         DISCOVERY_MODE PRE_TEST

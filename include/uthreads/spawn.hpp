@@ -85,7 +85,7 @@ public:
     /// next suspension point. Idempotent; a no-op once it finished. Returns at once.
     void cancel() {
         if (!m_) detail::throw_empty_handle("join_handle::cancel");
-        if (!m_->done) detail::tls_scheduler->cancel(m_);
+        if (!m_->done) m_->sched->cancel(m_);
     }
 
     /// Detach explicitly (same as dropping the handle).

@@ -13,6 +13,7 @@
 #include <uthreads/condition_variable.hpp>
 #include <uthreads/errors.hpp>
 #include <uthreads/event.hpp>
+#include <uthreads/guest.hpp>
 #include <uthreads/mutex.hpp>
 #include <uthreads/net.hpp>
 #include <uthreads/nursery.hpp>

@@ -16,4 +16,11 @@ struct backend_factory {
 /// Every backend compiled into this build, the platform default first.
 std::span<const backend_factory> backend_factories();
 
+/// Backends this build knows but could not compile, with the missing library.
+struct missing_backend {
+    const char* name;
+    const char* library;
+};
+std::span<const missing_backend> missing_backends();
+
 }  // namespace uthreads::detail

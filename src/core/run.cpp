@@ -148,8 +148,24 @@ std::unique_ptr<backend> make_backend(std::string_view name) {
         if (!names.empty()) names += ", ";
         names += f.name;
     }
+    for (const auto& m : detail::missing_backends())
+        if (name == m.name)
+            throw std::invalid_argument("uthreads: backend '" + std::string(name) +
+                                        "' was not compiled into this build: " + m.library +
+                                        " was missing at build time (available: " + names + ")");
     throw std::invalid_argument("uthreads: unknown backend '" + std::string(name) +
                                 "' (available: " + names + ")");
 }
+
+}  // namespace uthreads::lowlevel
+
+namespace uthreads::lowlevel {
+
+void backend::submit(completion_op&) {
+    throw std::logic_error("uthreads: backend '" + std::string(name()) +
+                           "' has no completion operations (supports_completions() is false)");
+}
+
+void backend::cancel(completion_op&) noexcept {}
 
 }  // namespace uthreads::lowlevel

@@ -50,15 +50,19 @@ scheduler::scheduler(lowlevel::backend& b, std::uint64_t seed, bool shuffle)
       remote_(new remote_queue) {}
 
 scheduler::~scheduler() {
-    while (backend_registration* r = registrations_) {
-        unlink(r);
-        r->on_runtime_end(r);
-    }
+    release_registrations();
     // A thread completing a future or a blocking job may still be inside
     // schedule_remote (it holds the mutex while it wakes the backend); wait for
     // it before the backend and this object go away.
     { std::lock_guard lk(remote_->mu); }
     delete remote_;
+}
+
+void scheduler::release_registrations() noexcept {
+    while (backend_registration* r = registrations_) {
+        unlink(r);
+        r->on_runtime_end(r);
+    }
 }
 
 void scheduler::link(backend_registration* r) noexcept {
@@ -104,6 +108,7 @@ void scheduler::drain_remote() {
 
 microthread* scheduler::spawn(std::coroutine_handle<> frame, promise_base* root, std::string name) {
     auto* m = new microthread;
+    m->sched = this;
     m->frame = frame;
     m->resume = frame;
     m->root = root;
@@ -279,16 +284,79 @@ void scheduler::poll(bool may_block) {
 void scheduler::run_until_done(microthread* main) {
     for (;;) {
         run_ready_batch();
-        if (main->done && !shutting_down_) {
-            // main returned: whatever is left is cancelled and drained, so run()
-            // leaves nothing alive behind it.
-            shutting_down_ = true;
-            std::vector<microthread*> rest = all_;
-            for (microthread* m : rest) cancel(m);
-        }
+        // When main returns, whatever is left is cancelled and drained, so run()
+        // leaves nothing alive behind it.
+        if (main->done && !shutting_down_) cancel_all();
         if (all_.empty()) break;
         poll(ready_.empty());
     }
+}
+
+void scheduler::cancel_all() {
+    shutting_down_ = true;
+    std::vector<microthread*> rest = all_;
+    for (microthread* m : rest) cancel(m);
+}
+
+std::optional<clock::time_point> scheduler::next_deadline() const {
+    if (timers_.empty()) return std::nullopt;
+    return timers_[0]->deadline;
+}
+
+namespace {
+// Makes `s` the thread's scheduler for the duration of a guest drive (host
+// callbacks may run while another runtime is current, so restore it).
+struct scoped_tls_scheduler {
+    explicit scoped_tls_scheduler(scheduler* s) : prev(std::exchange(tls_scheduler, s)) {}
+    ~scoped_tls_scheduler() { tls_scheduler = prev; }
+    scoped_tls_scheduler(const scoped_tls_scheduler&) = delete;
+    scoped_tls_scheduler& operator=(const scoped_tls_scheduler&) = delete;
+    scheduler* prev;
+};
+}  // namespace
+
+void scheduler::drive_guest() {
+    {
+        scoped_tls_scheduler tls(this);
+        drain_remote();
+        if (!timers_.empty()) fire_timers(backend_.now());
+        // A few batches, then give the host loop a turn: its own callbacks and
+        // I/O interleave with microthreads.
+        for (int round = 0; round < 4 && !ready_.empty(); ++round) run_ready_batch();
+        drain_remote();
+        if (!timers_.empty()) fire_timers(backend_.now());
+    }
+    arm_guest();
+}
+
+void scheduler::arm_guest() {
+    backend_.arm(!ready_.empty() || remote_->pending.load(std::memory_order_relaxed),
+                 next_deadline());
+}
+
+void scheduler::shutdown_guest() {
+    if (!all_.empty()) {
+        cancel_all();
+        while (!all_.empty()) {
+            {
+                scoped_tls_scheduler tls(this);
+                drain_remote();
+                if (!timers_.empty()) fire_timers(backend_.now());
+                run_ready_batch();
+            }
+            if (all_.empty() || !ready_.empty()) continue;
+            // Everything left waits for I/O, a timer or another thread: turn the
+            // host loop once (our own host callbacks may drive us meanwhile).
+            std::optional<std::chrono::nanoseconds> timeout;
+            if (auto d = next_deadline())
+                timeout = std::max(std::chrono::nanoseconds(0),
+                                   std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                       *d - backend_.now()));
+            arm_guest();
+            backend_.run_once(timeout);
+        }
+    }
+    release_registrations();
 }
 
 void throw_no_runtime(const char* what) {

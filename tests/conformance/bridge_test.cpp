@@ -259,7 +259,7 @@ TEST_P(BridgeTest, CancelledCallerGetsToThreadResultFirst) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, BridgeTest,
-                         ::testing::ValuesIn(uthreads::available_backends()), backend_name{});
+                         ::testing::ValuesIn(suite_params()), backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

@@ -225,7 +225,7 @@ TEST_P(BudgetTest, TwoAlwaysReadyLoopsShareTheThread) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, BudgetTest,
-                         ::testing::ValuesIn(uthreads::available_backends()), backend_name{});
+                         ::testing::ValuesIn(suite_params()), backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

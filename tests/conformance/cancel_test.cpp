@@ -502,7 +502,7 @@ TEST_P(CancelTest, CancelledMicrothreadKeepsItsResultIfCompletionAlreadyArrived)
 }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, CancelTest,
-                         ::testing::ValuesIn(uthreads::available_backends()), backend_name{});
+                         ::testing::ValuesIn(suite_params()), backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

@@ -237,7 +237,7 @@ TEST_P(ChannelTest, NegativeCapacityThrows) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, ChannelTest,
-                         ::testing::ValuesIn(uthreads::available_backends()), backend_name{});
+                         ::testing::ValuesIn(suite_params()), backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

@@ -24,6 +24,8 @@
 /// after `main` returns) lives in the test body, never in `main`'s frame.
 #pragma once
 
+#include "conformance/guest_host.hpp"
+
 #include <uthreads/uthreads.hpp>
 
 #include <gtest/gtest.h>
@@ -33,7 +35,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
+#include <vector>
 #include <system_error>
 #include <utility>
 
@@ -89,6 +93,50 @@ inline bool has_virtual_clock(const std::string& backend) {
     return is_virtual;
 }
 
+inline constexpr std::string_view guest_suffix = "_guest";
+
+/// Every parameter the suite is instantiated for: each compiled backend in owned
+/// mode (`ut::run`), and "<name>_guest" for each backend with a guest host
+/// (guest_hosts/*.cpp): the host program owns the loop and the test runs on a
+/// guest runtime attached to it.
+inline std::vector<std::string> suite_params() {
+    std::vector<std::string> out = ut::available_backends();
+    for (const std::string& b : ut::available_backends())
+        if (conformance::guest_hosts().count(b)) out.push_back(b + std::string(guest_suffix));
+    return out;
+}
+
+/// The backend a parameter names, without the guest suffix.
+inline std::string base_backend(const std::string& param) {
+    if (param.size() > guest_suffix.size() &&
+        param.compare(param.size() - guest_suffix.size(), guest_suffix.size(), guest_suffix) == 0)
+        return param.substr(0, param.size() - guest_suffix.size());
+    return param;
+}
+
+/// Guest mode's counterpart of `ut::run(main)`: a host program owns `backend`'s
+/// loop, `main` is spawned on a guest runtime attached to it, the host loop runs
+/// until main finished, then the guest shuts down (cancelling and draining what
+/// is left, as run() does) and the host closes its loop.
+template <class T>
+T run_as_guest(const std::string& backend, ut::task<T> main) {
+    std::optional<ut::outcome<T>> result;
+    {
+        std::unique_ptr<conformance::guest_host> host = conformance::guest_hosts().at(backend)();
+        {
+            ut::guest_runtime guest = host->attach();
+            guest.spawn_then(
+                std::move(main), [&](ut::outcome<T> r) { result.emplace(std::move(r)); }, "main");
+            host->run_until([&] { return result.has_value(); });
+            guest.shutdown();
+        }
+    }
+    if constexpr (std::is_void_v<T>)
+        result->value();
+    else
+        return std::move(result->value());
+}
+
 /// Base of every conformance fixture; the parameter is the backend name.
 class backend_test : public ::testing::TestWithParam<std::string> {
 protected:
@@ -101,9 +149,15 @@ protected:
 
     void TearDown() override { expect_no_leaks("at the end of the test"); }
 
-    /// Options selecting this test's backend.
+    /// The backend under test (for a guest parameter, the one the host runs).
+    std::string backend() const { return base_backend(GetParam()); }
+    /// True when the test runs on a guest runtime inside a host loop.
+    bool guest_mode() const { return backend() != GetParam(); }
+
+    /// Options selecting this test's backend (owned mode: tests that call
+    /// `ut::run` themselves run owned on the guest parameter's backend).
     ut::options backend_options(std::uint64_t seed = 0) const {
-        return ut::options{.backend = GetParam(), .threads = 1, .seed = seed};
+        return ut::options{.backend = backend(), .threads = 1, .seed = seed};
     }
 
     /// `ut::run(main)` on this test's backend, then the leak checks (also when
@@ -114,6 +168,7 @@ protected:
             backend_test* self;
             ~leak_check() { self->expect_no_leaks("after run() returned"); }
         } check{this};
+        if (guest_mode()) return run_as_guest(backend(), std::move(main));
         return ut::run(std::move(main), backend_options(seed));
     }
 
@@ -126,7 +181,7 @@ protected:
     }
 
     /// True if this backend's clock is virtual (see has_virtual_clock).
-    bool virtual_clock() const { return has_virtual_clock(GetParam()); }
+    bool virtual_clock() const { return has_virtual_clock(backend()); }
 
 private:
     long long frames_before_ = 0;

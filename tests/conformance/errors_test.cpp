@@ -37,7 +37,7 @@ ut::task<bool> throws_logic_error(F make) {
 TEST_P(ErrorsTest, UnknownBackendNameListsAvailableOnes) {
     std::string what;
     try {
-        ut::run(nothing(), ut::options{.backend = GetParam() + "-no-such-backend"});
+        ut::run(nothing(), ut::options{.backend = backend() + "-no-such-backend"});
         ADD_FAILURE() << "run() accepted an unknown backend";
     } catch (const std::invalid_argument& e) {
         what = e.what();
@@ -45,22 +45,22 @@ TEST_P(ErrorsTest, UnknownBackendNameListsAvailableOnes) {
     ASSERT_FALSE(what.empty());
     for (const auto& name : ut::available_backends())
         EXPECT_NE(what.find(name), std::string::npos) << "'" << what << "' does not list " << name;
-    EXPECT_NE(what.find(GetParam() + "-no-such-backend"), std::string::npos)
+    EXPECT_NE(what.find(backend() + "-no-such-backend"), std::string::npos)
         << "'" << what << "' does not name the rejected backend";
     expect_no_leaks("after run() rejected its options");
 }
 
 TEST_P(ErrorsTest, UnknownBackendThroughLowlevelFactory) {
     EXPECT_THROW(ut::lowlevel::make_backend("no-such-backend"), std::invalid_argument);
-    auto b = ut::lowlevel::make_backend(GetParam());
+    auto b = ut::lowlevel::make_backend(backend());
     ASSERT_TRUE(b);
-    EXPECT_EQ(b->name(), GetParam());
+    EXPECT_EQ(b->name(), backend());
 }
 
 TEST_P(ErrorsTest, AvailableBackendsListsEachOnceAndThisOne) {
     auto names = ut::available_backends();
     int found = 0;
-    for (const auto& n : names) found += n == GetParam();
+    for (const auto& n : names) found += n == backend();
     EXPECT_EQ(found, 1);
     std::sort(names.begin(), names.end());
     EXPECT_EQ(std::adjacent_find(names.begin(), names.end()), names.end())
@@ -91,7 +91,7 @@ TEST_P(ErrorsTest, NestedRunThrowsLogicError) {
     bool threw = false;
     run_on_backend([&]() -> ut::task<> {
         try {
-            ut::run(nothing(), ut::options{.backend = GetParam()});
+            ut::run(nothing(), ut::options{.backend = backend()});
         } catch (const std::logic_error&) {
             threw = true;
         }
@@ -273,7 +273,7 @@ private:
 };
 
 TEST_P(ErrorsTest, BackendSelectedThroughEnvironment) {
-    const std::string bogus = GetParam() + "-no-such-backend";
+    const std::string bogus = backend() + "-no-such-backend";
     std::string explicit_name, env_name;
     scoped_backend_env env(bogus);
     // An explicit options.backend wins over the environment.
@@ -282,7 +282,7 @@ TEST_P(ErrorsTest, BackendSelectedThroughEnvironment) {
         co_return;
     }());
     // An empty options.backend defers to $UTHREADS_BACKEND...
-    env.set(GetParam());
+    env.set(backend());
     ut::run([&]() -> ut::task<> {
         env_name = std::string(ut::current_backend());
         co_return;
@@ -290,12 +290,12 @@ TEST_P(ErrorsTest, BackendSelectedThroughEnvironment) {
     // ...which is validated like an explicit name.
     env.set(bogus);
     EXPECT_THROW(ut::run(nothing()), std::invalid_argument);
-    EXPECT_EQ(explicit_name, GetParam());
-    EXPECT_EQ(env_name, GetParam());
+    EXPECT_EQ(explicit_name, backend());
+    EXPECT_EQ(env_name, backend());
 }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, ErrorsTest,
-                         ::testing::ValuesIn(uthreads::available_backends()), backend_name{});
+                         ::testing::ValuesIn(suite_params()), backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

@@ -247,7 +247,7 @@ TEST_P(LeakTest, ManyRunsDoNotAccumulate) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllBackends, LeakTest, ::testing::ValuesIn(uthreads::available_backends()),
+INSTANTIATE_TEST_SUITE_P(AllBackends, LeakTest, ::testing::ValuesIn(suite_params()),
                          backend_name{});
 
 }  // namespace

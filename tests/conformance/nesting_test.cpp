@@ -193,7 +193,7 @@ TEST_P(NestingTest, NestedCallSeesValueOfSuspendingCallee) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, NestingTest,
-                         ::testing::ValuesIn(uthreads::available_backends()), backend_name{});
+                         ::testing::ValuesIn(suite_params()), backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

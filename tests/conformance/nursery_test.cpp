@@ -382,7 +382,7 @@ TEST_P(NurseryTest, CancellingWhenAnyCallerCancelsAllAndRethrowsCancelled) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, NurseryTest,
-                         ::testing::ValuesIn(uthreads::available_backends()), backend_name{});
+                         ::testing::ValuesIn(suite_params()), backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

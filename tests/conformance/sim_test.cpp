@@ -178,7 +178,7 @@ TEST_P(SimTest, LongTimeoutOnStuckOperationTakesNoRealTime) {
     EXPECT_LT(wall_now() - w0, 1s);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllBackends, SimTest, ::testing::ValuesIn(uthreads::available_backends()),
+INSTANTIATE_TEST_SUITE_P(AllBackends, SimTest, ::testing::ValuesIn(suite_params()),
                          backend_name{});
 
 }  // namespace

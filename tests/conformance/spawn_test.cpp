@@ -235,7 +235,7 @@ TEST_P(SpawnTest, CurrentBackendNamesTheParameter) {
         name = std::string(ut::current_backend());
         co_return;
     }());
-    EXPECT_EQ(name, GetParam());
+    EXPECT_EQ(name, backend());
 }
 
 TEST_P(SpawnTest, CurrentBackendInsideSpawnedMicrothread) {
@@ -247,11 +247,11 @@ TEST_P(SpawnTest, CurrentBackendInsideSpawnedMicrothread) {
         }(name));
         co_await h;
     }());
-    EXPECT_EQ(name, GetParam());
+    EXPECT_EQ(name, backend());
 }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, SpawnTest,
-                         ::testing::ValuesIn(uthreads::available_backends()), backend_name{});
+                         ::testing::ValuesIn(suite_params()), backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

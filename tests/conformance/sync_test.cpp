@@ -297,7 +297,7 @@ TEST_P(SyncTest, SemaphoreNegativeInitialThrows) {
     EXPECT_NO_THROW(ut::semaphore(0));
 }
 
-INSTANTIATE_TEST_SUITE_P(AllBackends, SyncTest, ::testing::ValuesIn(uthreads::available_backends()),
+INSTANTIATE_TEST_SUITE_P(AllBackends, SyncTest, ::testing::ValuesIn(suite_params()),
                          backend_name{});
 
 }  // namespace

@@ -418,7 +418,7 @@ TEST_P(TcpTest, HandlerExceptionDoesNotStopServer) {
     EXPECT_EQ(reports, 1) << "a failing handler was not reported exactly once";
 }
 
-INSTANTIATE_TEST_SUITE_P(AllBackends, TcpTest, ::testing::ValuesIn(uthreads::available_backends()),
+INSTANTIATE_TEST_SUITE_P(AllBackends, TcpTest, ::testing::ValuesIn(suite_params()),
                          backend_name{});
 
 }  // namespace

@@ -331,7 +331,7 @@ TEST_P(TimeoutTest, ZeroTimeoutOnSuspendingOperationTimesOut) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, TimeoutTest,
-                         ::testing::ValuesIn(uthreads::available_backends()), backend_name{});
+                         ::testing::ValuesIn(suite_params()), backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -74,6 +75,7 @@ protected:
 /// it runs) and by its join_handle or owning nursery.
 struct microthread {
     std::coroutine_handle<> resume;  // innermost frame to resume next
+    scheduler* sched = nullptr;      // the scheduler it belongs to
     cancel_scope_node root_scope;
     cancel_scope_node* scope = &root_scope;
     wait_node* wait = nullptr;          // non-null while suspended at a cancellable point
@@ -219,6 +221,16 @@ public:
     /// Drive the loop until `main` is done, then cancel and drain everything else.
     void run_until_done(microthread* main);
 
+    /// Guest mode: one round of work from a host callback (ready microthreads,
+    /// expired timers, remote wake-ups), then re-arm the host via backend::arm.
+    void drive_guest();
+    /// Guest mode: cancel everything and run until no microthread is left,
+    /// turning the host loop (backend::run_once) while they wait; then drop every
+    /// backend registration. Idempotent.
+    void shutdown_guest();
+    /// Ask the backend for a drive soon (a microthread was spawned from host code).
+    void arm_guest();
+
     /// Number of microthreads alive on this scheduler.
     std::size_t live() const noexcept { return all_.size(); }
 
@@ -231,6 +243,9 @@ public:
 
 private:
     friend blocking_pool& scheduler_blocking_pool(scheduler&);
+    void cancel_all();
+    void release_registrations() noexcept;
+    std::optional<clock::time_point> next_deadline() const;
     void run_ready_batch();
     void fire_timers(clock::time_point t);
     void drain_remote();

@@ -9,6 +9,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,6 +36,39 @@ struct io_watcher {
     void (*ready)(io_watcher*, unsigned events) = nullptr;
     /// For the backend's own bookkeeping.
     void* backend_data = nullptr;
+};
+
+/// An operation a completion-based backend (io_uring) performs itself. Core
+/// fills it in, keeps it alive (with its buffer) until `complete` runs, and
+/// prefers these to readiness when `supports_completions()` is true.
+struct completion_op {
+    enum class kind : unsigned char { accept, connect, recv, send, read, write };
+    kind op = kind::recv;
+    int fd = -1;
+    void* buf = nullptr;          // recv/send/read/write buffer
+    std::size_t len = 0;
+    std::uint64_t offset = 0;     // read/write: file offset
+    void* addr = nullptr;         // connect: target sockaddr; accept: may be null
+    unsigned addrlen = 0;
+    int flags = 0;                // send/recv flags (MSG_NOSIGNAL), accept4 flags
+    /// Called exactly once, on the loop thread from inside `run_once` (or a host
+    /// callback in guest mode), with a system-call style result: >= 0, or -errno
+    /// (-ECANCELED after a successful `cancel`). Like io_watcher::ready it only
+    /// schedules microthreads.
+    void (*complete)(completion_op*, int result) = nullptr;
+    void* backend_data = nullptr;
+};
+
+/// What a guest backend calls to let core run (see backend::attach_driver).
+class guest_driver {
+public:
+    /// Run ready microthreads, expired timers and remote wake-ups, then re-arm
+    /// the host through backend::arm. Called on the host loop's thread, from the
+    /// backend's host callbacks, never re-entrantly.
+    virtual void drive() = 0;
+
+protected:
+    ~guest_driver() = default;
 };
 
 /// The interface. All members except `wake` are called on the loop thread only.
@@ -76,10 +111,45 @@ public:
     /// True if core should shuffle its ready queue (deterministically, from the
     /// run's seed) — the simulation backend's way to explore schedules.
     virtual bool shuffles_ready_queue() const noexcept { return false; }
+
+    // ---- completion operations (optional) --------------------------------
+
+    /// True if `submit`/`cancel` work; core then uses them for sockets and files.
+    virtual bool supports_completions() const noexcept { return false; }
+    /// Start `op`. Throws std::system_error if it cannot be submitted.
+    virtual void submit(completion_op& op);
+    /// Ask a submitted `op` to finish early. `op.complete` still runs exactly
+    /// once: with -ECANCELED, or with the real result if that won the race.
+    virtual void cancel(completion_op& op) noexcept;
+
+    // ---- guest mode (optional) -------------------------------------------
+    //
+    // In guest mode the host program runs its own loop and core never calls
+    // run_once. Instead, core hands the backend a driver; the backend calls
+    // driver->drive() from its host callbacks: after dispatching I/O, when the
+    // deadline passed to `arm` is reached, when `arm` asked to run soon, and
+    // after wake(). `wake()` must then be safe from any thread and make the host
+    // loop call drive() soon.
+
+    /// True if this instance runs inside a host loop (created by attach()).
+    virtual bool is_guest() const noexcept { return false; }
+    /// Install the driver (guest mode only; called once, before anything else).
+    virtual void attach_driver(guest_driver*) {}
+    /// At the end of every drive(): `run_soon` asks for another drive() as soon
+    /// as the host loop has had a turn (microthreads are runnable); `deadline`
+    /// asks for one at that time (nullopt: no timer). Replaces the previous arm.
+    virtual void arm(bool run_soon, std::optional<std::chrono::steady_clock::time_point> deadline) {
+        (void)run_soon;
+        (void)deadline;
+    }
+    /// Remove every registration from the host loop. After it returns the
+    /// backend never calls the driver again. Called when the guest runtime ends.
+    virtual void detach_from_host() noexcept {}
 };
 
 /// Build the backend called `name`. Throws std::invalid_argument for an unknown
-/// name, listing the available ones.
+/// name, listing the available ones, or naming the missing library for a backend
+/// this build knows but could not compile.
 std::unique_ptr<backend> make_backend(std::string_view name);
 
 /// Frames and microthread records allocated and not yet freed on this thread
