@@ -26,6 +26,8 @@
 namespace uthreads {
 
 namespace detail {
+struct completion_wait;
+
 /// Registration state of one descriptor. Heap-allocated so its address, which
 /// the backend keeps, survives moves of the socket object.
 struct io_state : lowlevel::io_watcher, backend_registration {
@@ -34,6 +36,8 @@ struct io_state : lowlevel::io_watcher, backend_registration {
     microthread* writer = nullptr;
     void* reader_op = nullptr;       // their io_object::wait_operation
     void* writer_op = nullptr;
+    completion_wait* read_completion = nullptr;   // pending completion ops
+    completion_wait* write_completion = nullptr;
     unsigned interest = 0;           // directions last passed to backend::want
 
     static void* operator new(std::size_t n) { return frame_alloc(n); }
@@ -57,6 +61,7 @@ public:
     ~io_object() { close(); }
 
     int fd() const noexcept { return st_ ? st_->fd : -1; }
+    io_state* state() const noexcept { return st_; }
     bool is_open() const noexcept { return st_ != nullptr; }
     /// Unregister, wake parked microthreads (their operation then fails with
     /// EBADF), and close. Idempotent.

@@ -3,6 +3,8 @@
 // Registration is lazy: a socket that never sees EAGAIN never costs an
 // epoll_ctl. Once registered, the descriptor stays registered until close, so
 // an edge-triggered backend needs no system call per wait.
+#include "completion.hpp"
+
 #include <uthreads/net.hpp>
 
 #include <cerrno>
@@ -61,6 +63,17 @@ void io_object::close() noexcept {
                 op->closed = true;
                 unpark(*st->s, op->m);
             }
+        }
+    }
+    // Completion operations in flight keep the kernel's file reference: cancel
+    // them, and let their completion report EBADF without touching `st`.
+    for (completion_wait* c : {st->read_completion, st->write_completion}) {
+        if (!c) continue;
+        c->st = nullptr;
+        c->closed = true;
+        if (!c->cancel_sent) {
+            c->cancel_sent = true;
+            c->s->backend().cancel(*c);
         }
     }
     ::close(st->fd);

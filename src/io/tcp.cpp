@@ -1,5 +1,6 @@
 // TCP streams and listeners on readiness: try the system call, park on EAGAIN.
 #include "../core/scheduler_internal.hpp"
+#include "completion.hpp"
 
 #include <uthreads/net.hpp>
 #include <uthreads/to_thread.hpp>
@@ -110,6 +111,25 @@ std::string peer_of(int fd) {
     return format_endpoint(reinterpret_cast<sockaddr*>(&ss));
 }
 
+// Hand a would-block operation to a completion backend and wait for its result
+// (>= 0, or -errno). Only called when the backend supports completions.
+task<int> complete_on_backend(detail::io_object& io, lowlevel::completion_op::kind kind, void* buf,
+                              std::size_t len, int flags, bool is_read, const char* what) {
+    detail::completion_wait w;
+    w.s = &detail::current_scheduler(what);
+    w.what = what;
+    w.op = kind;
+    w.fd = io.fd();
+    w.buf = buf;
+    w.len = len;
+    w.flags = flags;
+    w.st = io.state();
+    w.slot = is_read ? &w.st->read_completion : &w.st->write_completion;
+    co_return co_await w;
+}
+
+bool use_completions() { return detail::tls_scheduler->backend().supports_completions(); }
+
 }  // namespace
 
 end_of_stream::end_of_stream(std::size_t got, std::size_t wanted)
@@ -149,10 +169,23 @@ task<std::size_t> tcp_stream::read_some(std::span<std::byte> buf) {
     for (;;) {
         ssize_t n = ::recv(io_.fd(), buf.data(), buf.size(), 0);
         if (n >= 0) co_return static_cast<std::size_t>(n);
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            co_await io_.wait_ready(lowlevel::readable, "tcp_stream::read_some");
-        else if (errno != EINTR)
-            throw_errno(errno, "read_some from " + peer_);
+        int err = errno;
+        if (err == EAGAIN || err == EWOULDBLOCK) {
+            if (!use_completions()) {
+                co_await io_.wait_ready(lowlevel::readable, "tcp_stream::read_some");
+                continue;
+            }
+            int r = co_await complete_on_backend(io_, lowlevel::completion_op::kind::recv, buf.data(),
+                                                 buf.size(), 0, true, "tcp_stream::read_some");
+            if (r >= 0) co_return static_cast<std::size_t>(r);
+            err = -r;
+            // A backend that honours O_NONBLOCK reports EAGAIN: wait for readiness.
+            if (err == EAGAIN || err == EWOULDBLOCK) {
+                co_await io_.wait_ready(lowlevel::readable, "tcp_stream::read_some");
+                continue;
+            }
+        }
+        if (err != EINTR) throw_errno(err, "read_some from " + peer_);
     }
 }
 
@@ -180,11 +213,28 @@ task<void> tcp_stream::write_all(std::span<const std::byte> data) {
         ssize_t n = ::send(io_.fd(), data.data() + done, data.size() - done, MSG_NOSIGNAL);
         if (n >= 0) {
             done += static_cast<std::size_t>(n);
-        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            co_await io_.wait_ready(lowlevel::writable, "tcp_stream::write_all");
-        } else if (errno != EINTR) {
-            throw_errno(errno, "write_all to " + peer_);
+            continue;
         }
+        int err = errno;
+        if (err == EAGAIN || err == EWOULDBLOCK) {
+            if (!use_completions()) {
+                co_await io_.wait_ready(lowlevel::writable, "tcp_stream::write_all");
+                continue;
+            }
+            int r = co_await complete_on_backend(
+                io_, lowlevel::completion_op::kind::send, const_cast<std::byte*>(data.data() + done),
+                data.size() - done, MSG_NOSIGNAL, false, "tcp_stream::write_all");
+            if (r >= 0) {
+                done += static_cast<std::size_t>(r);
+                continue;
+            }
+            err = -r;
+            if (err == EAGAIN || err == EWOULDBLOCK) {
+                co_await io_.wait_ready(lowlevel::writable, "tcp_stream::write_all");
+                continue;
+            }
+        }
+        if (err != EINTR) throw_errno(err, "write_all to " + peer_);
     }
 }
 
@@ -235,16 +285,28 @@ task<tcp_stream> tcp_listener::accept() {
     for (;;) {
         if (!io_.is_open()) throw_errno(EBADF, "accept on " + name_ + ": listener is closed");
         int fd = ::accept4(io_.fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int err = errno;
+        bool tried_completion = false;
+        if (fd < 0 && (err == EAGAIN || err == EWOULDBLOCK) && use_completions()) {
+            tried_completion = true;
+            fd = co_await complete_on_backend(io_, lowlevel::completion_op::kind::accept, nullptr, 0,
+                                              SOCK_NONBLOCK | SOCK_CLOEXEC, true,
+                                              "tcp_listener::accept");
+            if (fd < 0) err = -fd;
+        }
         if (fd >= 0) {
             set_nodelay(fd);
             co_return tcp_stream(fd, peer_of(fd));
         }
-        switch (errno) {
+        switch (err) {
         case EAGAIN:
 #if EWOULDBLOCK != EAGAIN
         case EWOULDBLOCK:
 #endif
-            co_await io_.wait_ready(lowlevel::readable, "tcp_listener::accept");
+            // Readiness backends wait here; a completion backend that reported
+            // EAGAIN (it honours O_NONBLOCK) too.
+            if (!use_completions() || tried_completion)
+                co_await io_.wait_ready(lowlevel::readable, "tcp_listener::accept");
             backoff = std::chrono::milliseconds(1);
             break;
         case EINTR:
@@ -262,7 +324,7 @@ task<tcp_stream> tcp_listener::accept() {
             backoff = std::min(backoff * 2, std::chrono::milliseconds(100));
             break;
         default:
-            throw_errno(errno, "accept on " + name_);
+            throw_errno(err, "accept on " + name_);
         }
     }
 }

@@ -1,0 +1,73 @@
+// Waiting on a backend's completion operation (io_uring) from a microthread.
+//
+// The I/O layer tries the system call first; only when it would block does it
+// hand the operation to a completion backend, which then performs it (so the
+// data arrives with the wake-up and no retry call is needed). Cancellation
+// cannot unlink such a wait synchronously — the kernel may be writing into the
+// buffer — so it asks the backend to cancel and the microthread stays parked
+// until the completion arrives: the buffer outlives the kernel's use of it. A
+// completion that won the race against the cancel is returned, not lost; the
+// cancellation is then delivered at the next suspension point.
+#pragma once
+
+#include <uthreads/net.hpp>
+
+#include <cerrno>
+#include <string>
+#include <system_error>
+
+namespace uthreads::detail {
+
+struct completion_wait : wait_node, lowlevel::completion_op {
+    scheduler* s = nullptr;
+    microthread* m = nullptr;
+    io_state* st = nullptr;        // cleared by io_object::close while pending
+    completion_wait** slot = nullptr;  // where st records this pending op
+    int result = 0;
+    bool cancel_sent = false;
+    bool closed = false;           // the socket was closed while pending
+    const char* what = "";
+
+    bool await_ready() const noexcept { return false; }
+
+    bool await_suspend(std::coroutine_handle<> h) {
+        if (!park(*s, *this, h)) return false;
+        m = s->current_;
+        complete = [](lowlevel::completion_op* o, int res) {
+            auto* self = static_cast<completion_wait*>(o);
+            self->result = res;
+            if (self->st && self->slot) *self->slot = nullptr;
+            unpark(*self->s, self->m);
+        };
+        try_cancel = [](wait_node* w) {
+            auto* self = static_cast<completion_wait*>(w);
+            if (!self->cancel_sent) {
+                self->cancel_sent = true;
+                self->s->backend().cancel(*self);
+            }
+            return false;  // stay parked until the completion arrives
+        };
+        try {
+            s->backend().submit(*this);
+        } catch (...) {
+            m->wait = nullptr;
+            throw;
+        }
+        if (slot) *slot = this;
+        return true;
+    }
+
+    /// The operation's result (>= 0), or throws: `cancelled` if it was cancelled
+    /// before completing, EBADF if the socket was closed meanwhile, or returns
+    /// the negative errno for the caller to interpret.
+    int await_resume() const {
+        throw_if_cancelled(*this);
+        if (closed)
+            throw std::system_error(EBADF, std::system_category(),
+                                    std::string("uthreads: ") + what + ": socket closed while waiting");
+        if (result == -ECANCELED && cancel_sent) throw ::uthreads::cancelled{};
+        return result;
+    }
+};
+
+}  // namespace uthreads::detail
