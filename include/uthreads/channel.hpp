@@ -37,6 +37,7 @@ public:
 
     // Both operations try to complete in await_ready. If they complete but the
     // budget ran out, `yield_` makes await_suspend requeue instead of parking.
+    // await_ready has checked cancellation, so await_suspend parks unchecked.
     struct send_operation : detail::queued_waiter {
         send_operation(channel* c, T&& v) : ch(c), value(std::move(v)) {}
         channel* ch;
@@ -57,7 +58,8 @@ public:
                 detail::yield_after(*s, h);
                 return true;
             }
-            return detail::park_in<send_operation, &list_of>(this, ch->senders_, h);
+            detail::park_in_checked<send_operation, &list_of>(this, ch->senders_, h);
+            return true;
         }
         void await_resume() const {
             detail::throw_if_cancelled(*this);
@@ -83,7 +85,8 @@ public:
                 detail::yield_after(*s, h);
                 return true;
             }
-            return detail::park_in<recv_operation, &list_of>(this, ch->receivers_, h);
+            detail::park_in_checked<recv_operation, &list_of>(this, ch->receivers_, h);
+            return true;
         }
         std::optional<T> await_resume() {
             detail::throw_if_cancelled(*this);

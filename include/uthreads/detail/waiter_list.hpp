@@ -80,6 +80,22 @@ bool park_in(Owner* op, waiter_list& list, std::coroutine_handle<> h) {
     return true;
 }
 
+/// Like park_in, for an awaiter whose await_ready has just checked cancellation
+/// and set `op->s` (nothing can have run in between): skips the re-check.
+template <class Owner, waiter_list& (*ListOf)(Owner*)>
+void park_in_checked(Owner* op, waiter_list& list, std::coroutine_handle<> h) noexcept {
+    microthread* m = op->s->current_;
+    m->resume = h;
+    m->wait = op;
+    op->m = m;
+    op->try_cancel = [](wait_node* w) {
+        auto* self = static_cast<Owner*>(w);
+        ListOf(self).remove(self);
+        return true;
+    };
+    list.push_back(op);
+}
+
 /// Wake a waiter taken off a list.
 inline void wake(queued_waiter* w) { unpark(*w->s, w->m); }
 
