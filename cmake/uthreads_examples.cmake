@@ -10,3 +10,16 @@ foreach(_source IN LISTS _uthreads_examples)
         RUNTIME_OUTPUT_DIRECTORY "${PROJECT_BINARY_DIR}/examples")
     uthreads_target_flags(${_name})
 endforeach()
+
+# Every example is also a test: each checks its own results and exits non-zero on a
+# mismatch, so `make test` runs them (under the sanitizers of this build).
+if(UTHREADS_BUILD_TESTS)
+    foreach(_source IN LISTS _uthreads_examples)
+        get_filename_component(_name "${_source}" NAME_WE)
+        add_test(NAME example.${_name} COMMAND ${_name})
+        set_tests_properties(example.${_name} PROPERTIES
+            TIMEOUT 300
+            LABELS example
+            ENVIRONMENT "${UTHREADS_TEST_ENVIRONMENT}")
+    endforeach()
+endif()

@@ -103,11 +103,14 @@ private:
     }
     void abandon() noexcept {
         if (!st_) return;
-        std::unique_lock lk(st_->mu);
-        if (!st_->ready) {
-            st_->error = std::make_exception_ptr(broken_promise());
-            st_->complete(lk);
+        {
+            std::unique_lock lk(st_->mu);
+            if (!st_->ready) {
+                st_->error = std::make_exception_ptr(broken_promise());
+                st_->complete(lk);
+            }
         }
+        // Only now: if the future is gone this frees the state, mutex included.
         st_.reset();
     }
     std::shared_ptr<detail::future_state<T>> st_;
