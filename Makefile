@@ -3,7 +3,8 @@
 #   build/release  RelWithDebInfo, for the demo, benchmarks and install
 #   build/tsan     Debug + TSan (for the threaded runtime and STM, later)
 #
-#   make deps | build [PRESET=release|asan|tsan] | test | test-tsan | demo | bench
+#   make deps | build [PRESET=release|asan|tsan] | test | test-tsan | demo
+#   make bench [BENCH_ARGS="--quick --strict ..."]   (scripts/run-bench --help)
 #   make install [PREFIX=/usr/local] | format | format-check | lint | clean
 
 SHELL := /bin/bash
@@ -47,9 +48,9 @@ demo: deps
 bench: deps
 	$(MAKE) --no-print-directory build-release
 	@if [ -x scripts/run-bench ]; then \
-	    BUILD_DIR=build/release ./scripts/run-bench; \
+	    BUILD_DIR=build/release ./scripts/run-bench $(BENCH_ARGS); \
 	elif [ -f scripts/run-bench ]; then \
-	    BUILD_DIR=build/release bash scripts/run-bench; \
+	    BUILD_DIR=build/release python3 scripts/run-bench $(BENCH_ARGS); \
 	else \
 	    echo "make bench: scripts/run-bench does not exist yet; binaries are in build/release/bench/"; \
 	fi

@@ -7,9 +7,12 @@
 #   bench/peers/<stem>.cpp     -> target bench_peer_<x>, file <build>/bench/peers/<stem>
 #                                 (e.g. bench/peers/asio_bench.cpp -> bench/peers/asio_bench):
 #                                 the same workloads on another runtime; Boost 1.81 headers
-#                                 (Asio) + Threads, no uthreads
+#                                 (Asio) + Threads, no uthreads. A peer whose file name
+#                                 contains "uv" (bench/peers/libuv_echo_bench.cpp) also
+#                                 links libuv (pkg-config); without libuv it is skipped.
 # A file not ending in _bench.cpp keeps its whole stem: bench/foo.cpp -> bench_foo.
-# scripts/run-bench expects bench/bench_core and bench/peers/asio_bench.
+# scripts/run-bench expects bench/bench_core and bench/peers/asio_bench; for its second
+# table (backends) bench/bench_backends and bench/peers/{epoll,libuv,asio}_echo_bench.
 
 if(NOT UTHREADS_SANITIZE STREQUAL "")
     message(STATUS "uthreads: benchmarks are never sanitized; skipped in this build")
@@ -47,12 +50,27 @@ if(_uthreads_peer_benches AND NOT TARGET Boost::headers)
     message(WARNING "uthreads: Boost 1.81 not found; bench/peers/ skipped")
     set(_uthreads_peer_benches "")
 endif()
+# libuv for the raw libuv peer; our own prefix, so this imported target cannot clash with
+# the libuv backend's (backends/libuv/backend.cmake) or a parent project's.
+if(_uthreads_peer_benches)
+    find_package(PkgConfig QUIET)
+    if(PkgConfig_FOUND)
+        pkg_check_modules(UTHREADS_BENCH_LIBUV QUIET IMPORTED_TARGET libuv)
+    endif()
+endif()
 foreach(_source IN LISTS _uthreads_peer_benches)
     uthreads_bench_name(_name bench_peer_ "${_source}")
+    get_filename_component(_stem "${_source}" NAME_WE)
+    if(_stem MATCHES "uv" AND NOT TARGET PkgConfig::UTHREADS_BENCH_LIBUV)
+        message(STATUS "uthreads: libuv not found (Debian: libuv1-dev); bench/peers/${_stem} skipped")
+        continue()
+    endif()
     add_executable(${_name} "${_source}")
     target_link_libraries(${_name} PRIVATE Boost::headers Threads::Threads)
+    if(_stem MATCHES "uv")
+        target_link_libraries(${_name} PRIVATE PkgConfig::UTHREADS_BENCH_LIBUV)
+    endif()
     uthreads_bench_common(${_name})
-    get_filename_component(_stem "${_source}" NAME_WE)
     set_target_properties(${_name} PROPERTIES
         OUTPUT_NAME "${_stem}"
         RUNTIME_OUTPUT_DIRECTORY "${PROJECT_BINARY_DIR}/bench/peers")
