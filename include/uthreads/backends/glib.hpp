@@ -16,7 +16,8 @@
 
 #include <uthreads/guest.hpp>
 
-typedef struct _GMainContext GMainContext;
+// GLib's own declaration, repeated so that this header needs no <glib.h>.
+using GMainContext = struct _GMainContext;  // NOLINT(bugprone-reserved-identifier)
 
 namespace uthreads {
 
