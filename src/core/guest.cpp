@@ -53,6 +53,7 @@ guest_runtime::guest_runtime(std::unique_ptr<lowlevel::backend> backend, const v
     }
     try {
         impl_ = std::make_unique<impl>(std::move(backend), host_key);
+        impl_->sched.make_guest();
         impl_->backend->attach_driver(impl_.get());
     } catch (...) {
         std::lock_guard lk(hosts_mu);
@@ -94,6 +95,11 @@ detail::microthread* guest_runtime::spawn_raw(std::coroutine_handle<> frame, det
         frame.destroy();
         throw std::logic_error("uthreads::guest_runtime::spawn: the guest runtime has been shut down");
     }
+    if (!impl_->backend->host_alive()) {
+        frame.destroy();
+        throw std::logic_error("uthreads::guest_runtime::spawn: the host " +
+                               std::string(impl_->backend->name()) + " loop is gone");
+    }
     detail::microthread* m = impl_->sched.spawn(frame, root, std::move(name));
     // From host code nobody else will notice the new microthread: ask the host
     // loop for a drive. (Inside a drive, its end re-arms anyway.)
@@ -107,6 +113,8 @@ std::string_view guest_runtime::backend_name() const noexcept {
     return impl_ ? impl_->backend->name() : std::string_view();
 }
 
-bool guest_runtime::attached() const noexcept { return impl_ && !impl_->shut; }
+bool guest_runtime::attached() const noexcept {
+    return impl_ && !impl_->shut && impl_->backend->host_alive();
+}
 
 }  // namespace uthreads

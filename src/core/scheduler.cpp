@@ -274,9 +274,11 @@ void scheduler::poll(bool may_block) {
         timeout = std::max(std::chrono::nanoseconds(0),
                            std::chrono::duration_cast<std::chrono::nanoseconds>(d));
     }
-    // A non-blocking poll with no descriptors registered has nothing to report:
-    // skip the system call on the busy path.
-    if (timeout != std::chrono::nanoseconds(0) || registered_fds_ > 0) backend_.run_once(timeout);
+    // A non-blocking poll with no descriptors registered and no completion
+    // operation in flight has nothing to report: skip the system call on the
+    // busy path.
+    if (timeout != std::chrono::nanoseconds(0) || registered_fds_ > 0 || inflight_ops_ > 0)
+        backend_.run_once(timeout);
     drain_remote();
     if (!timers_.empty()) fire_timers(backend_.now());
 }
@@ -316,6 +318,7 @@ struct scoped_tls_scheduler {
 }  // namespace
 
 void scheduler::drive_guest() {
+    guest_idle_ = false;
     {
         scoped_tls_scheduler tls(this);
         drain_remote();
@@ -327,14 +330,18 @@ void scheduler::drive_guest() {
         if (!timers_.empty()) fire_timers(backend_.now());
     }
     arm_guest();
+    guest_idle_ = true;
 }
 
 void scheduler::arm_guest() {
+    if (!backend_.host_alive()) return;
     backend_.arm(!ready_.empty() || remote_->pending.load(std::memory_order_relaxed),
                  next_deadline());
+    backend_.hold_host(!all_.empty());
 }
 
 void scheduler::shutdown_guest() {
+    guest_idle_ = false;
     if (!all_.empty()) {
         cancel_all();
         while (!all_.empty()) {
@@ -354,9 +361,11 @@ void scheduler::shutdown_guest() {
                                        *d - backend_.now()));
             arm_guest();
             backend_.run_once(timeout);
+            guest_idle_ = false;  // a drive from inside run_once set it
         }
     }
     release_registrations();
+    backend_.hold_host(false);
 }
 
 void throw_no_runtime(const char* what) {

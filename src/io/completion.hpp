@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <string>
 #include <system_error>
+#include <unistd.h>
 
 namespace uthreads::detail {
 
@@ -35,6 +36,7 @@ struct completion_wait : wait_node, lowlevel::completion_op {
         m = s->current_;
         complete = [](lowlevel::completion_op* o, int res) {
             auto* self = static_cast<completion_wait*>(o);
+            --self->s->inflight_ops_;
             self->result = res;
             if (self->st && self->slot) *self->slot = nullptr;
             unpark(*self->s, self->m);
@@ -53,6 +55,10 @@ struct completion_wait : wait_node, lowlevel::completion_op {
             m->wait = nullptr;
             throw;
         }
+        // Counted so that the scheduler keeps reaping completions even while
+        // microthreads are always runnable (it skips polling when nothing is
+        // registered or in flight).
+        ++s->inflight_ops_;
         if (slot) *slot = this;
         return true;
     }
@@ -62,6 +68,9 @@ struct completion_wait : wait_node, lowlevel::completion_op {
     /// the negative errno for the caller to interpret.
     int await_resume() const {
         throw_if_cancelled(*this);
+        // An accept that completed after its listener was closed must not leak
+        // the new connection (the caller gets EBADF, not the socket).
+        if (closed && op == kind::accept && result >= 0) ::close(result);
         if (closed)
             throw std::system_error(EBADF, std::system_category(),
                                     std::string("uthreads: ") + what + ": socket closed while waiting");

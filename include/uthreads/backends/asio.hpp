@@ -20,7 +20,11 @@
 /// `executor_work_guard` on `io` if `io.run()` must not return meanwhile (as in
 /// any Asio program woken from other threads).
 ///
-/// The uthreads build option that provides this header is the "asio" backend
+/// A descriptor that an Asio object on `io` already watches (a host socket on
+/// the same fd) cannot also be waited on by a microthread: the wait throws
+/// std::system_error (EEXIST from epoll).
+///
+/// This header is usable when uthreads was built with its "asio" backend
 /// (`uthreads::available_backends()` lists it); the same backend runs
 /// `uthreads::run` on a private io_context when selected by name.
 #pragma once
@@ -36,19 +40,23 @@ namespace uthreads {
 /// handlers.
 ///
 /// Requirements and thread safety: call it on the thread that runs `io`, and run
-/// `io` on that one thread only (microthreads are single-threaded; a guest
+/// `io` on that one thread only (microthreads are single-threaded). A guest
 /// handler that finds itself on another thread throws std::logic_error out of
-/// `io.run()`). Promises may be completed from any thread.
+/// that thread's `io.run()`; the guest may have lost that handler's event and
+/// should be shut down. Promises may be completed (and `to_thread` jobs end) on
+/// any thread.
 ///
-/// Throws std::logic_error if `io` already has a guest runtime attached.
+/// Throws std::logic_error if `io` already has a guest runtime attached. After
+/// the guest is shut down, another may be attached to the same `io`.
 ///
 /// Lifetime: shut the guest down (or destroy it) before destroying `io` when you
-/// can; its shutdown turns `io` (one handler at a time) while cancelled
-/// microthreads unwind, and leaves `io` stopped or running as it found it. If
-/// `io` is destroyed first, the guest notices (through an io_context service):
-/// its registrations are dropped with `io`, and from then on `spawn` throws
-/// std::logic_error ("the io_context of this guest runtime has been destroyed").
-/// Destroy such a guest before creating another io_context at the same address.
+/// can. Its shutdown turns `io` (so `io`'s other handlers may run meanwhile)
+/// while cancelled microthreads unwind, and leaves `io` stopped or not stopped
+/// as it found it. If `io` is destroyed first, the guest notices (through an
+/// io_context service): its descriptors and timer are dropped with `io`, and
+/// from then on `spawn` throws std::logic_error ("the io_context of this guest
+/// runtime has been destroyed"). Destroy such a guest before creating another
+/// io_context at the same address.
 guest_runtime attach(boost::asio::io_context& io);
 
 }  // namespace uthreads

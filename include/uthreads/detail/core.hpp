@@ -183,7 +183,13 @@ public:
     scheduler& operator=(const scheduler&) = delete;
 
     /// Make `m` runnable. Same-thread only.
-    void schedule(microthread* m) { ready_.push(m); }
+    void schedule(microthread* m) {
+        ready_.push(m);
+        // Guest mode, outside a drive (host code cancelled a microthread or set an
+        // event): nothing else would make the host loop run us.
+        if (guest_idle_) [[unlikely]]
+            arm_guest();
+    }
 
     /// If `m` has never run (so it sits in the ready queue), take it out and make
     /// it current: the caller transfers to `m->resume` directly. Used by a joiner
@@ -228,8 +234,11 @@ public:
     /// turning the host loop (backend::run_once) while they wait; then drop every
     /// backend registration. Idempotent.
     void shutdown_guest();
-    /// Ask the backend for a drive soon (a microthread was spawned from host code).
+    /// Re-arm the host loop: a drive soon if anything is runnable, and at the
+    /// next timer deadline.
     void arm_guest();
+    /// Mark this scheduler as a guest's (driven by drive_guest, never run_until_done).
+    void make_guest() noexcept { guest_idle_ = true; }
 
     /// Number of microthreads alive on this scheduler.
     std::size_t live() const noexcept { return all_.size(); }
@@ -240,6 +249,7 @@ public:
     void link(backend_registration* r) noexcept;
     void unlink(backend_registration* r) noexcept;
     std::size_t registered_fds_ = 0;  // length of the registrations_ list
+    std::size_t inflight_ops_ = 0;    // completion operations submitted, not yet completed
 
 private:
     friend blocking_pool& scheduler_blocking_pool(scheduler&);
@@ -262,6 +272,7 @@ private:
     std::uint64_t rng_;
     bool shuffle_;
     bool shutting_down_ = false;
+    bool guest_idle_ = false;  // a guest scheduler that is not inside drive/shutdown
     backend_registration* registrations_ = nullptr;
     struct remote_queue;
     remote_queue* remote_;

@@ -145,6 +145,15 @@ public:
     /// Remove every registration from the host loop. After it returns the
     /// backend never calls the driver again. Called when the guest runtime ends.
     virtual void detach_from_host() noexcept {}
+    /// False once the backend knows the host loop is gone (e.g. the io_context
+    /// was destroyed); the guest runtime then refuses new work instead of
+    /// touching it, and `arm` must be a no-op.
+    virtual bool host_alive() const noexcept { return true; }
+    /// While `true`, keep the host's loop from returning for lack of work (an
+    /// Asio work guard, a referenced uv handle): microthreads are alive and may be
+    /// waiting on other threads (to_thread, a promise), which the host cannot see.
+    /// Called by core at the end of every drive with whether any are alive.
+    virtual void hold_host(bool) {}
 };
 
 /// Build the backend called `name`. Throws std::invalid_argument for an unknown
