@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs a built uthreads into a scratch prefix, builds tests/integration/consumer against
-# it with the same compiler, and runs the consumer on every backend it must support.
+# it with the same compiler, and runs that one binary under every UTHREADS_BACKEND value
+# the library has.
 # Run by ctest as `consumer_install`; usable by hand:
 #   scripts/check-consumer.sh --build-dir build/release
 set -euo pipefail
@@ -12,7 +13,7 @@ source_dir="${repo_root}/tests/integration/consumer"
 work_dir=""
 cxx=""
 generator=""
-backends=(epoll sim)
+backends=()  # every backend the installed library has (asked from the consumer)
 
 while (($#)); do
     case "$1" in
@@ -60,6 +61,13 @@ cmake "${configure_args[@]}"
 echo "== build consumer"
 cmake --build "${consumer_build}"
 
+# One binary, compiled once, run unchanged under every UTHREADS_BACKEND value.
+mapfile -t backends < <("${consumer_build}/consumer" --list-backends)
+if [[ " ${backends[*]} " != *" epoll "* || " ${backends[*]} " != *" sim "* ]]; then
+    echo "check-consumer: the installed library lacks epoll or sim (has: ${backends[*]})" >&2
+    exit 1
+fi
+echo "== backends: ${backends[*]}"
 status=0
 for backend in "${backends[@]}"; do
     echo "== run consumer with UTHREADS_BACKEND=${backend}"
