@@ -14,11 +14,10 @@
 /// Microthreads run from handlers the guest posts to `io`; their sockets are
 /// watched with `posix::stream_descriptor::async_wait` on `io`, their timers with
 /// one `steady_timer`. Pending waits, timers and "run soon" requests count as
-/// outstanding work, so `io.run()` keeps running while microthreads sleep or wait
-/// for I/O. A microthread that waits only for another thread (`to_thread`, a
-/// promise completed from a thread) holds no Asio work: keep an
-/// `executor_work_guard` on `io` if `io.run()` must not return meanwhile (as in
-/// any Asio program woken from other threads).
+/// outstanding work, and while any microthread is alive the guest also holds an
+/// `executor_work_guard` on `io` (it may be waiting for another thread: a
+/// `to_thread` call, a promise completed elsewhere). So `io.run()` returns only
+/// once every microthread has finished and the host's own work is done.
 ///
 /// A descriptor that an Asio object on `io` already watches (a host socket on
 /// the same fd) cannot also be waited on by a microthread: the wait throws
@@ -54,8 +53,8 @@ namespace uthreads {
 /// while cancelled microthreads unwind, and leaves `io` stopped or not stopped
 /// as it found it. If `io` is destroyed first, the guest notices (through an
 /// io_context service): its descriptors and timer are dropped with `io`, and
-/// from then on `spawn` throws std::logic_error ("the io_context of this guest
-/// runtime has been destroyed"). Destroy such a guest before creating another
+/// from then on `attached()` is false and `spawn` throws std::logic_error ("the
+/// host asio loop is gone"). Destroy such a guest before creating another
 /// io_context at the same address.
 guest_runtime attach(boost::asio::io_context& io);
 
