@@ -2,6 +2,18 @@
 # written to <build>/examples/. Built with the same warnings and sanitizers as the tests.
 
 file(GLOB _uthreads_examples CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/examples/*.cpp")
+# examples/<backend>_*.cpp need that backend's library: leave them out when this build
+# could not compile the backend.
+set(_uthreads_known_backends epoll sim io_uring asio libuv libevent glib)
+foreach(_source IN LISTS _uthreads_examples)
+    get_filename_component(_name "${_source}" NAME_WE)
+    foreach(_backend IN LISTS _uthreads_known_backends)
+        if(_name MATCHES "^${_backend}_" AND NOT _backend IN_LIST UTHREADS_BUILTIN_BACKENDS)
+            message(STATUS "uthreads: example ${_name} skipped: backend ${_backend} not built")
+            list(REMOVE_ITEM _uthreads_examples "${_source}")
+        endif()
+    endforeach()
+endforeach()
 foreach(_source IN LISTS _uthreads_examples)
     get_filename_component(_name "${_source}" NAME_WE)
     add_executable(${_name} "${_source}")
