@@ -34,9 +34,8 @@
 /// unreferenced, like `uv_unref`), and `uv_run` returns once the host's own
 /// handles are done. A microthread waiting for something that will never happen
 /// (an event nobody sets) therefore keeps `uv_run` from returning, as it would
-/// keep `uthreads::run` from returning. (The count is that of the calling thread:
-/// if the same thread also runs another runtime, such as a second guest on
-/// another loop, the union counts.)
+/// keep `uthreads::run` from returning. Only running microthreads count: a
+/// finished one whose join_handle host code still holds does not.
 ///
 /// **Timing.** libuv timers have millisecond resolution: a microthread's deadline
 /// is met up to about a millisecond late, never early. Arming a timer calls
