@@ -7,8 +7,9 @@
 //   every libevent method has it), so a wanted direction that stays ready is
 //   reported on every loop iteration: interest must follow `want` exactly, or a
 //   writable socket nobody writes to makes the loop spin. Each descriptor has one
-//   EV_READ|EV_PERSIST and one EV_WRITE|EV_PERSIST event, created on first use
-//   and added/deleted as the wanted set changes; libevent merges them into one
+//   EV_READ|EV_PERSIST and one EV_WRITE|EV_PERSIST event, created on first use,
+//   added when wanted and deleted lazily (the first time it fires unwanted), so
+//   the steady read/wait cycle makes no epoll_ctl; libevent merges them into one
 //   registration per descriptor (epoll_ctl ADD/MOD/DEL). Being level-triggered,
 //   an added event reports a descriptor that is already ready: nothing is lost
 //   at registration.
@@ -351,7 +352,11 @@ void libevent_backend::want(lowlevel::io_watcher& w, unsigned events) {
     // fine there, see the facts above. A failure to add (out of memory) cannot be
     // reported to the waiter from here; libevent has already logged it.
     r->wanted = events & (lowlevel::readable | lowlevel::writable);
-    (void)set_added(*r, r->wanted);
+    // Narrow lazily: only add here. A direction nobody waits for any more stays
+    // added until it fires once unwanted (on_io drops it then), so the usual
+    // read -> EAGAIN -> wait -> read cycle costs no event_add/event_del (no
+    // epoll_ctl) per message, and a level-triggered event still cannot spin.
+    (void)set_added(*r, r->added | r->wanted);
 }
 
 void libevent_backend::remove(lowlevel::io_watcher& w) noexcept {
@@ -376,12 +381,12 @@ void libevent_backend::on_io(evutil_socket_t, short what, void* arg) noexcept {
     unsigned bits = 0;
     if (what & EV_READ) bits |= lowlevel::readable;
     if (what & EV_WRITE) bits |= lowlevel::writable;
-    if (!(bits & r->wanted)) {
-        // Only the registration add() made, which nobody wanted after all:
-        // nothing to report, and nothing changed for core to drive.
-        (void)self->set_added(*r, r->wanted);
-        return;
+    if (unsigned unwanted = bits & r->added & ~r->wanted) {
+        // Directions nobody waits for (left added by want's lazy narrowing, or
+        // the registration add() made): drop them the first time they fire.
+        (void)self->set_added(*r, r->added & ~unwanted);
     }
+    if (!(bits & r->wanted)) return;  // nothing to report, nothing for core to drive
     r->w->ready(r->w, bits);
     // From here on `r` may be freed: drive() runs microthreads, and one may close
     // this descriptor.
