@@ -4,10 +4,12 @@
 //
 // Some facts about libuv (1.44, Unix) this file relies on:
 // - uv_poll_t is level-triggered (epoll without EPOLLET underneath): while a
-//   requested direction stays ready, its callback runs on every iteration. want()
-//   therefore narrows each poll to the directions core has microthreads parked on,
-//   and stops it when there are none, or a socket that stays writable would spin
-//   the loop. Being level-triggered, a poll started on a descriptor that is already
+//   requested direction stays ready, its callback runs on every iteration. Each
+//   poll is therefore narrowed to the directions core has microthreads parked on
+//   (and stopped when there are none), or a socket that stays writable would spin
+//   the loop. The narrowing is lazy: want() only widens, and a direction is
+//   dropped the first time it fires with nobody waiting, which keeps the steady
+//   read/wait cycle free of epoll_ctl calls. Being level-triggered, a poll started on a descriptor that is already
 //   ready reports it at the next iteration: add() loses no readiness.
 // - uv_poll_start on an active handle just replaces its event mask; it, uv_poll_stop
 //   and uv_close may all be called from inside that handle's own callback (core's
@@ -89,6 +91,7 @@ struct fd_record {
     libuv_backend* owner = nullptr;
     lowlevel::io_watcher* w = nullptr;  // nullptr once removed: never dispatched again
     int events = 0;                     // mask the poll is started with; 0 = stopped
+    int wanted = 0;                     // mask of the latest want()
     fd_record* prev = nullptr;          // the backend's list of records not yet removed
     fd_record* next = nullptr;
 };
@@ -164,15 +167,24 @@ public:
         int mask = 0;
         if (events & lowlevel::readable) mask |= UV_READABLE;
         if (events & lowlevel::writable) mask |= UV_WRITABLE;
-        if (mask == r->events) return;
-        // On Unix neither call fails for a valid, open handle (libuv asserts its
-        // arguments), and want() may run inside the ready callback, where an
-        // exception could not cross libuv's C frames.
+        r->wanted = mask;
+        // Narrow lazily: only widen here. A direction nobody waits for any more
+        // stays in the poll until it fires once unwanted (on_poll drops it), so
+        // the steady read -> EAGAIN -> wait cycle makes no uv_poll_start/stop
+        // (no epoll_ctl) per message, and the level-triggered poll cannot spin.
+        set_mask(*r, r->events | mask);
+    }
+
+    // On Unix neither call fails for a valid, open handle (libuv asserts its
+    // arguments), and this may run inside the poll callback, where an exception
+    // could not cross libuv's C frames.
+    static void set_mask(fd_record& r, int mask) {
+        if (mask == r.events) return;
         if (mask == 0)
-            (void)uv_poll_stop(&r->poll);
+            (void)uv_poll_stop(&r.poll);
         else
-            (void)uv_poll_start(&r->poll, mask, &on_poll);
-        r->events = mask;
+            (void)uv_poll_start(&r.poll, mask, &on_poll);
+        r.events = mask;
     }
 
     void remove(lowlevel::io_watcher& w) noexcept override {
@@ -376,8 +388,12 @@ private:
             r->events = 0;  // libuv stopped the handle
             bits = lowlevel::io_error;
         } else {
-            if (events & (UV_READABLE | UV_DISCONNECT)) bits |= lowlevel::readable;
-            if (events & UV_WRITABLE) bits |= lowlevel::writable;
+            int fired = (events & UV_WRITABLE) | ((events & (UV_READABLE | UV_DISCONNECT)) ? UV_READABLE : 0);
+            if (int unwanted = fired & r->events & ~r->wanted) set_mask(*r, r->events & ~unwanted);
+            fired &= r->wanted;
+            if (fired == 0) return;  // only directions nobody waits for
+            if (fired & UV_READABLE) bits |= lowlevel::readable;
+            if (fired & UV_WRITABLE) bits |= lowlevel::writable;
         }
         libuv_backend* b = r->owner;
         r->w->ready(r->w, bits);  // may call want() on this watcher, nothing else
