@@ -452,8 +452,6 @@ private:
     bool soon_wanted_ = false;                  // the last arm asked to run soon
     bool soon_posted_ = false;                  // a run-soon handler is queued
     lowlevel::guest_driver* driver_ = nullptr;
-    bool driving_ = false;      // driver_->drive() is on the stack
-    bool drive_again_ = false;  // a host callback came while it was
     bool detached_ = false;
     std::thread::id loop_thread_ = std::this_thread::get_id();
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> hold_;
@@ -466,20 +464,8 @@ void host_watch::shutdown() {
 
 // Every caller has checked enter_host_callback().
 void asio_guest_backend::drive() {
-    if (!driver_) return;
-    if (driving_) {
-        drive_again_ = true;
-        return;
-    }
-    struct clear_on_exit {
-        bool& flag;
-        ~clear_on_exit() { flag = false; }
-    } clear{driving_};
-    driving_ = true;
-    do {
-        drive_again_ = false;
-        driver_->drive();
-    } while (drive_again_ && driver_);
+    // The driver itself turns a nested call into one more round.
+    if (driver_) driver_->drive();
 }
 
 void asio_guest_backend::on_soon() {

@@ -339,18 +339,8 @@ private:
         wake_pending_.store(false, std::memory_order_release);
         run_soon_ = false;
         deadline_.reset();
-        if (driving_) {
-            // Not reachable while GLib blocks our source during its dispatch, but
-            // drive() must never nest: run it again when the outer one returns.
-            drive_again_ = true;
-            return;
-        }
-        driving_ = true;
-        do {
-            drive_again_ = false;
-            driver_->drive();
-        } while (drive_again_ && driver_);
-        driving_ = false;
+        // The driver itself turns a nested call into one more round.
+        driver_->drive();
     }
 
     GMainContext* const ctx_;
@@ -366,8 +356,6 @@ private:
     lowlevel::guest_driver* driver_ = nullptr;
     bool run_soon_ = false;
     std::optional<clock::time_point> deadline_;
-    bool driving_ = false;
-    bool drive_again_ = false;
 };
 
 }  // namespace

@@ -628,4 +628,19 @@ std::unique_ptr<lowlevel::backend> make_io_uring_backend() {
     return std::make_unique<io_uring_backend>();
 }
 
+bool io_uring_usable() noexcept {
+    // Compiled in is not enough: the kernel may refuse io_uring (the
+    // kernel.io_uring_disabled sysctl, a seccomp filter, an old kernel). Ask it
+    // once per process by setting up a ring.
+    static const bool usable = [] {
+        try {
+            io_uring_backend probe;
+            return true;
+        } catch (...) {
+            return false;
+        }
+    }();
+    return usable;
+}
+
 }  // namespace uthreads::backends

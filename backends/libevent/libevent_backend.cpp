@@ -188,8 +188,6 @@ private:
     event* arm_ev_ = nullptr;
     lowlevel::guest_driver* driver_ = nullptr;
     bool detached_ = false;
-    bool driving_ = false;
-    bool drive_again_ = false;
     bool nested_ = false;  // event_base_loop refused to nest: stop asking
     bool armed_soon_ = false;
     std::optional<time_point> armed_deadline_;
@@ -463,19 +461,9 @@ void libevent_backend::wake() noexcept {
 // ---- guest mode -----------------------------------------------------------
 
 void libevent_backend::drive() noexcept {
-    if (!driver_) return;
-    if (driving_) {
-        // A host callback of ours ran while drive() is on the stack: do not
-        // nest, have the outer call go round once more.
-        drive_again_ = true;
-        return;
-    }
-    driving_ = true;
-    do {
-        drive_again_ = false;
-        driver_->drive();
-    } while (drive_again_ && driver_);
-    driving_ = false;
+    // The driver itself turns a nested call (a host callback of ours that ran
+    // while a drive is on the stack) into one more round.
+    if (driver_) driver_->drive();
 }
 
 void libevent_backend::arm(bool run_soon, std::optional<time_point> deadline) {

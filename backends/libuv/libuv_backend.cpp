@@ -357,19 +357,9 @@ private:
             uv_unref(a);
     }
 
-    /// Call the driver now, unless it is already running (then once more after).
+    /// Call the driver now (it turns a nested call into one more round itself).
     void drive_now() {
-        if (!driver_) return;
-        if (driving_) {
-            drive_again_ = true;
-            return;
-        }
-        driving_ = true;
-        do {
-            drive_again_ = false;
-            driver_->drive();
-        } while (drive_again_ && driver_);
-        driving_ = false;
+        if (driver_) driver_->drive();
     }
 
     /// Ask for one drive() after this iteration's I/O phase.
@@ -445,8 +435,6 @@ private:
     steady_clock::time_point armed_deadline_{};
     bool referenced_ = false;
     bool dispatched_ = false;  // owned run_once: one of our callbacks ran
-    bool driving_ = false;
-    bool drive_again_ = false;
 };
 
 }  // namespace

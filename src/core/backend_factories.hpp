@@ -11,6 +11,10 @@ namespace uthreads::detail {
 struct backend_factory {
     const char* name;
     std::unique_ptr<lowlevel::backend> (*make)();
+    /// Whether this machine can run it (nullptr: always). A backend that is
+    /// compiled in but refused here is left out of available_backends(); asking
+    /// for it by name still gives its own error, which says why.
+    bool (*usable)() noexcept = nullptr;
 };
 
 /// Every backend compiled into this build, the platform default first.

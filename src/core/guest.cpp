@@ -31,8 +31,24 @@ struct guest_runtime::impl final : lowlevel::guest_driver {
     impl(std::unique_ptr<lowlevel::backend> b, const void* key)
         : backend(std::move(b)), sched(*backend, 0, false), host_key(key) {}
 
+    // Backends call this from their host callbacks, possibly while a drive is
+    // already on the stack (a microthread ran host code that dispatched one of
+    // our callbacks): that call only asks for one more round of the outer one.
     void drive() override {
-        if (!shut) sched.drive_guest();
+        if (shut) return;
+        if (driving) {
+            drive_again = true;
+            return;
+        }
+        struct clear_on_exit {
+            bool& flag;
+            ~clear_on_exit() { flag = false; }
+        } clear{driving};
+        driving = true;
+        do {
+            drive_again = false;
+            sched.drive_guest();
+        } while (drive_again && !shut);
     }
 
     // Declaration order matters: the scheduler is destroyed before the backend.
@@ -40,6 +56,8 @@ struct guest_runtime::impl final : lowlevel::guest_driver {
     detail::scheduler sched;
     const void* host_key;
     bool shut = false;
+    bool driving = false;      // drive() is on the stack
+    bool drive_again = false;  // it was called again meanwhile
 };
 
 guest_runtime::guest_runtime(std::unique_ptr<lowlevel::backend> backend, const void* host_key) {

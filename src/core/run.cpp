@@ -122,7 +122,8 @@ unhandled_exception_handler set_unhandled_exception_handler(unhandled_exception_
 
 std::vector<std::string> available_backends() {
     std::vector<std::string> out;
-    for (const auto& f : detail::backend_factories()) out.emplace_back(f.name);
+    for (const auto& f : detail::backend_factories())
+        if (!f.usable || f.usable()) out.emplace_back(f.name);
     return out;
 }
 

@@ -8,6 +8,7 @@ namespace uthreads::backends {
 std::unique_ptr<lowlevel::backend> make_epoll_backend();
 std::unique_ptr<lowlevel::backend> make_sim_backend();
 std::unique_ptr<lowlevel::backend> make_io_uring_backend();
+bool io_uring_usable() noexcept;
 std::unique_ptr<lowlevel::backend> make_asio_backend();
 std::unique_ptr<lowlevel::backend> make_libuv_backend();
 std::unique_ptr<lowlevel::backend> make_libevent_backend();
@@ -20,7 +21,7 @@ std::span<const backend_factory> backend_factories() {
     static const backend_factory table[] = {
         {"epoll", &backends::make_epoll_backend},
 #ifdef UTHREADS_HAVE_BACKEND_IO_URING
-        {"io_uring", &backends::make_io_uring_backend},
+        {"io_uring", &backends::make_io_uring_backend, &backends::io_uring_usable},
 #endif
         {"sim", &backends::make_sim_backend},
 #ifdef UTHREADS_HAVE_BACKEND_ASIO

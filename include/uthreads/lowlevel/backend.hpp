@@ -64,7 +64,9 @@ class guest_driver {
 public:
     /// Run ready microthreads, expired timers and remote wake-ups, then re-arm
     /// the host through backend::arm. Called on the host loop's thread, from the
-    /// backend's host callbacks, never re-entrantly.
+    /// backend's host callbacks. A call made while a drive is on the stack (a
+    /// microthread ran host code that dispatched one of the backend's callbacks)
+    /// returns at once and makes the outer drive go round once more.
     virtual void drive() = 0;
 
 protected:
