@@ -85,6 +85,39 @@ public:
 private:
     io_state* st_ = nullptr;
 };
+
+/// The names a stream kind uses in checkpoints and waits (static strings, since
+/// the scheduler keeps the pointers while a microthread is parked).
+struct stream_names {
+    const char* read_some;
+    const char* write_all;
+};
+
+/// The byte-stream half shared by tcp_stream and unix_stream: one
+/// implementation of read_some / read_exact / write_all / shutdown_write over a
+/// connected, non-blocking SOCK_STREAM descriptor. `peer` is a description for
+/// messages only. Semantics and cancel safety are those documented on
+/// tcp_stream.
+class stream_socket {
+public:
+    stream_socket() noexcept = default;
+    stream_socket(int fd, std::string peer, const stream_names* names) noexcept;
+
+    task<std::size_t> read_some(std::span<std::byte> buf);
+    task<void> read_exact(std::span<std::byte> buf);
+    task<void> write_all(std::span<const std::byte> data);
+    void shutdown_write();
+    void close() noexcept { io_.close(); }
+
+    io_object& io() noexcept { return io_; }
+    const io_object& io() const noexcept { return io_; }
+    const std::string& peer() const noexcept { return peer_; }
+
+private:
+    io_object io_;
+    std::string peer_;
+    const stream_names* names_ = nullptr;
+};
 }  // namespace detail
 
 /// A connected TCP stream. Move-only; closes on destruction.
@@ -121,15 +154,14 @@ public:
     /// Shut down the sending direction (the peer reads end of stream).
     void shutdown_write();
     /// Close now; parked operations fail with EBADF. Idempotent.
-    void close() noexcept { io_.close(); }
-    bool is_open() const noexcept { return io_.is_open(); }
-    int native_handle() const noexcept { return io_.fd(); }
+    void close() noexcept { sock_.close(); }
+    bool is_open() const noexcept { return sock_.io().is_open(); }
+    int native_handle() const noexcept { return sock_.io().fd(); }
     /// "address:port" of the peer, for messages.
-    const std::string& peer() const noexcept { return peer_; }
+    const std::string& peer() const noexcept { return sock_.peer(); }
 
 private:
-    detail::io_object io_;
-    std::string peer_;
+    detail::stream_socket sock_;
 };
 
 /// Thrown by `read_exact` when the stream ends before the buffer is full.
@@ -171,6 +203,11 @@ private:
 };
 
 namespace detail {
+/// Accept one connection on `listener` (shared by tcp_listener and
+/// unix_listener): returns a non-blocking, CLOEXEC descriptor. Backs off on
+/// EMFILE/ENFILE/ENOBUFS/ENOMEM; `name` and `what` are for messages and waits.
+task<int> accept_socket(io_object& listener, const std::string& name, const char* what);
+
 void report_connection_error(const std::string& peer, std::exception_ptr e) noexcept;
 
 template <class Handler>

@@ -8,9 +8,11 @@
 /// each operation can lose.
 #pragma once
 
+#include <uthreads/buffered_reader.hpp>
 #include <uthreads/cancel.hpp>
 #include <uthreads/channel.hpp>
 #include <uthreads/condition_variable.hpp>
+#include <uthreads/dns.hpp>
 #include <uthreads/errors.hpp>
 #include <uthreads/event.hpp>
 #include <uthreads/guest.hpp>
@@ -23,4 +25,6 @@
 #include <uthreads/spawn.hpp>
 #include <uthreads/task.hpp>
 #include <uthreads/to_thread.hpp>
+#include <uthreads/udp.hpp>
+#include <uthreads/unix.hpp>
 #include <uthreads/wait_queue.hpp>

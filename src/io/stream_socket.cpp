@@ -1,0 +1,174 @@
+// The byte-stream operations shared by tcp_stream and unix_stream, and the
+// accept loop shared by their listeners: try the system call, and only on
+// EAGAIN hand the operation to a completion backend (io_uring) or park until
+// the descriptor is ready.
+#include "../core/scheduler_internal.hpp"
+#include "completion.hpp"
+
+#include <uthreads/net.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <sys/socket.h>
+#include <system_error>
+
+namespace uthreads::detail {
+
+namespace {
+
+[[noreturn]] void throw_errno(int err, const std::string& what) {
+    throw std::system_error(err, std::system_category(), "uthreads: " + what);
+}
+
+// Hand a would-block operation to a completion backend and wait for its result
+// (>= 0, or -errno). Only called when the backend supports completions.
+task<int> await_completion(io_object& io, lowlevel::completion_op::kind kind, void* buf,
+                           std::size_t len, int flags, bool is_read, const char* what) {
+    completion_wait w;
+    w.s = &current_scheduler(what);
+    w.what = what;
+    w.op = kind;
+    w.fd = io.fd();
+    w.buf = buf;
+    w.len = len;
+    w.flags = flags;
+    w.st = io.state();
+    w.slot = is_read ? &w.st->read_completion : &w.st->write_completion;
+    co_return co_await w;
+}
+
+bool backend_has_completions() {
+    return tls_scheduler->backend().supports_completions();
+}
+
+}  // namespace
+
+stream_socket::stream_socket(int fd, std::string peer, const stream_names* names) noexcept
+    : io_(fd)
+    , peer_(std::move(peer))
+    , names_(names) {}
+
+task<std::size_t> stream_socket::read_some(std::span<std::byte> buf) {
+    co_await checkpoint(names_->read_some);
+    if (!io_.is_open()) throw_errno(EBADF, "read_some from " + peer_ + ": stream is closed");
+    if (buf.empty()) co_return 0;
+    for (;;) {
+        ssize_t n = ::recv(io_.fd(), buf.data(), buf.size(), 0);
+        if (n >= 0) co_return static_cast<std::size_t>(n);
+        int err = errno;
+        if (err == EAGAIN || err == EWOULDBLOCK) {
+            if (!backend_has_completions()) {
+                co_await io_.wait_ready(lowlevel::readable, names_->read_some);
+                continue;
+            }
+            int r = co_await await_completion(io_, lowlevel::completion_op::kind::recv, buf.data(),
+                                              buf.size(), 0, true, names_->read_some);
+            if (r >= 0) co_return static_cast<std::size_t>(r);
+            err = -r;
+            // A backend that honours O_NONBLOCK reports EAGAIN: wait for readiness.
+            if (err == EAGAIN || err == EWOULDBLOCK) {
+                co_await io_.wait_ready(lowlevel::readable, names_->read_some);
+                continue;
+            }
+        }
+        if (err != EINTR) throw_errno(err, "read_some from " + peer_);
+    }
+}
+
+task<void> stream_socket::read_exact(std::span<std::byte> buf) {
+    std::size_t got = 0;
+    while (got < buf.size()) {
+        std::size_t n = co_await read_some(buf.subspan(got));
+        if (n == 0) throw end_of_stream(got, buf.size());
+        got += n;
+    }
+}
+
+task<void> stream_socket::write_all(std::span<const std::byte> data) {
+    co_await checkpoint(names_->write_all);
+    if (!io_.is_open()) throw_errno(EBADF, "write_all to " + peer_ + ": stream is closed");
+    std::size_t done = 0;
+    while (done < data.size()) {
+        // MSG_NOSIGNAL: a closed peer is EPIPE here, never a process-killing SIGPIPE.
+        ssize_t n = ::send(io_.fd(), data.data() + done, data.size() - done, MSG_NOSIGNAL);
+        if (n >= 0) {
+            done += static_cast<std::size_t>(n);
+            continue;
+        }
+        int err = errno;
+        if (err == EAGAIN || err == EWOULDBLOCK) {
+            if (!backend_has_completions()) {
+                co_await io_.wait_ready(lowlevel::writable, names_->write_all);
+                continue;
+            }
+            int r = co_await await_completion(io_, lowlevel::completion_op::kind::send,
+                                              const_cast<std::byte*>(data.data() + done),
+                                              data.size() - done, MSG_NOSIGNAL, false,
+                                              names_->write_all);
+            if (r >= 0) {
+                done += static_cast<std::size_t>(r);
+                continue;
+            }
+            err = -r;
+            if (err == EAGAIN || err == EWOULDBLOCK) {
+                co_await io_.wait_ready(lowlevel::writable, names_->write_all);
+                continue;
+            }
+        }
+        if (err != EINTR) throw_errno(err, "write_all to " + peer_);
+    }
+}
+
+void stream_socket::shutdown_write() {
+    if (!io_.is_open()) throw_errno(EBADF, "shutdown_write to " + peer_ + ": stream is closed");
+    if (::shutdown(io_.fd(), SHUT_WR) != 0) throw_errno(errno, "shutdown_write to " + peer_);
+}
+
+task<int> accept_socket(io_object& listener, const std::string& name, const char* what) {
+    co_await checkpoint(what);
+    auto backoff = std::chrono::milliseconds(1);
+    for (;;) {
+        if (!listener.is_open()) throw_errno(EBADF, "accept on " + name + ": listener is closed");
+        int fd = ::accept4(listener.fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int err = errno;
+        bool tried_completion = false;
+        if (fd < 0 && (err == EAGAIN || err == EWOULDBLOCK) && backend_has_completions()) {
+            tried_completion = true;
+            fd = co_await await_completion(listener, lowlevel::completion_op::kind::accept, nullptr,
+                                           0, SOCK_NONBLOCK | SOCK_CLOEXEC, true, what);
+            if (fd < 0) err = -fd;
+        }
+        if (fd >= 0) co_return fd;
+        switch (err) {
+        case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+        case EWOULDBLOCK:
+#endif
+            // Readiness backends wait here; a completion backend that reported
+            // EAGAIN (it honours O_NONBLOCK) too.
+            if (!backend_has_completions() || tried_completion)
+                co_await listener.wait_ready(lowlevel::readable, what);
+            backoff = std::chrono::milliseconds(1);
+            break;
+        case EINTR:
+        case ECONNABORTED:
+        case EPROTO:
+            break;
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM:
+            // Out of descriptors or memory: the pending connection stays in the
+            // backlog and the listener stays readable, so waiting for readiness
+            // would spin. Sleep instead, backing off to 100 ms.
+            co_await sleep_for(backoff);
+            backoff = std::min(backoff * 2, std::chrono::milliseconds(100));
+            break;
+        default:
+            throw_errno(err, "accept on " + name);
+        }
+    }
+}
+
+}  // namespace uthreads::detail
