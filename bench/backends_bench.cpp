@@ -31,6 +31,8 @@
 
 #include "echo_client.hpp"
 
+#include "scheduler_workloads.hpp"
+
 #include <uthreads/uthreads.hpp>
 
 #include <algorithm>
@@ -68,15 +70,6 @@ struct Clock {
 
 namespace {
 
-double ns_since(Clock::time_point t0) {
-    return std::chrono::duration<double, std::nano>(Clock::now() - t0).count();
-}
-
-[[noreturn]] void die(const char* what) {
-    std::fprintf(stderr, "backends_bench: FATAL: %s\n", what);
-    std::exit(1);
-}
-
 void result(const std::string& name, double value, const char* unit) {
     std::printf("RESULT %s %.3f %s\n", name.c_str(), value, unit);
     std::fflush(stdout);
@@ -93,52 +86,11 @@ double warm_then_measure(const char* name, const ut::options& opts,
     return v;
 }
 
-// ---------------------------------------------------------------- spawn+join
-// As in core_bench.cpp: 1,000,000 trivial microthreads spawned in batches of 1000,
-// each batch joined handle by handle.
-constexpr int kSpawnTotal = 1'000'000;
-constexpr int kSpawnBatch = 1000;
-
-ut::task<> trivial() {
-    co_return;
-}
-
-ut::task<double> spawn_join_run() {
-    auto t0 = Clock::now();
-    for (int done = 0; done < kSpawnTotal; done += kSpawnBatch) {
-        std::vector<ut::join_handle<void>> hs;
-        hs.reserve(kSpawnBatch);
-        for (int i = 0; i < kSpawnBatch; ++i) hs.push_back(ut::spawn(trivial()));
-        for (auto& h : hs) co_await h;
-    }
-    co_return ns_since(t0) / kSpawnTotal;
-}
-
-// ---------------------------------------------------------------- channel ping-pong
-// As in core_bench.cpp: two microthreads, two capacity-1 channels, 1,000,000 round
-// trips; the ponger is spawned inside the timed region and joined after it.
-constexpr int kRoundTrips = 1'000'000;
-
-ut::task<> ponger(ut::channel<int>& ping, ut::channel<int>& pong, int n) {
-    for (int i = 0; i < n; ++i) {
-        std::optional<int> v = co_await ping.recv();
-        if (!v) die("ping-pong: ping channel closed");
-        co_await pong.send(*v + 1);
-    }
-}
-
+// ---------------------------------------------------------------- spawn+join, ping-pong
+// Shared with the other scheduler benchmark: bench/scheduler_workloads.hpp.
+ut::task<double> spawn_join_run() { return bench::spawn_join_run<Clock>(); }
 ut::task<double> pingpong_run(std::ptrdiff_t capacity) {
-    ut::channel<int> ping(capacity), pong(capacity);
-    auto t0 = Clock::now();
-    auto h = ut::spawn(ponger(ping, pong, kRoundTrips));
-    for (int i = 0; i < kRoundTrips; ++i) {
-        co_await ping.send(i);
-        std::optional<int> v = co_await pong.recv();
-        if (!v || *v != i + 1) die("ping-pong: wrong value");
-    }
-    double ns = ns_since(t0) / kRoundTrips;
-    co_await h;
-    co_return ns;
+    return bench::pingpong_run<Clock>(capacity);
 }
 
 // ---------------------------------------------------------------- TCP echo

@@ -17,6 +17,8 @@
 // a capacity-1 channel as a lock), the comment at each workload says what the
 // uthreads equivalent is and why it does the same work.
 
+#include "scheduler_workloads.hpp"
+
 #include <uthreads/uthreads.hpp>
 
 #include <algorithm>
@@ -167,55 +169,11 @@ void bench_skynet() {
     result("skynet_peak_rss_mb", in[1], "MB");
 }
 
-// ---------------------------------------------------------------- spawn+join
-// 1,000,000 trivial microthreads, each spawned separately; the spawner spawns
-// them in batches of 1000 and joins each batch (every handle awaited in turn; the
-// Asio side's wait_for_all group), so up to 1000 are alive and runnable at a time.
-constexpr int kSpawnTotal = 1'000'000;
-constexpr int kSpawnBatch = 1000;
-
-ut::task<> trivial() {
-    co_return;
-}
-
-ut::task<double> spawn_join_run() {
-    auto t0 = Clock::now();
-    for (int done = 0; done < kSpawnTotal; done += kSpawnBatch) {
-        std::vector<ut::join_handle<void>> hs;
-        hs.reserve(kSpawnBatch);
-        for (int i = 0; i < kSpawnBatch; ++i) hs.push_back(ut::spawn(trivial()));
-        for (auto& h : hs) co_await h;
-    }
-    co_return ns_since(t0) / kSpawnTotal;
-}
-
-// ---------------------------------------------------------------- channel ping-pong
-// Two microthreads, two channels (ping: A->B, pong: B->A) of the given
-// capacity; one round trip = A sends, B receives, B sends back, A receives.
-// As on the Asio side the ponger is spawned inside the timed region; it is joined
-// after the clock stops (the Asio side detaches it).
-constexpr int kRoundTrips = 1'000'000;
-
-ut::task<> ponger(ut::channel<int>& ping, ut::channel<int>& pong, int n) {
-    for (int i = 0; i < n; ++i) {
-        std::optional<int> v = co_await ping.recv();
-        if (!v) die("ping-pong: ping channel closed");
-        co_await pong.send(*v + 1);
-    }
-}
-
+// ---------------------------------------------------------------- spawn+join, ping-pong
+// Shared with the other scheduler benchmark: bench/scheduler_workloads.hpp.
+ut::task<double> spawn_join_run() { return bench::spawn_join_run<Clock>(); }
 ut::task<double> pingpong_run(std::ptrdiff_t capacity) {
-    ut::channel<int> ping(capacity), pong(capacity);
-    auto t0 = Clock::now();
-    auto h = ut::spawn(ponger(ping, pong, kRoundTrips));
-    for (int i = 0; i < kRoundTrips; ++i) {
-        co_await ping.send(i);
-        std::optional<int> v = co_await pong.recv();
-        if (!v || *v != i + 1) die("ping-pong: wrong value");
-    }
-    double ns = ns_since(t0) / kRoundTrips;
-    co_await h;
-    co_return ns;
+    return bench::pingpong_run<Clock>(capacity);
 }
 
 // ---------------------------------------------------------------- yield
