@@ -222,8 +222,12 @@ private:
     void make_source() {
         // GLib keeps the pointer for the source's lifetime: static storage.
         // No finalize: the source holds no resources of its own.
-        static GSourceFuncs funcs = {
-            .prepare = &prepare_cb, .check = &check_cb, .dispatch = &dispatch_cb};
+        static GSourceFuncs funcs = {.prepare = &prepare_cb,
+                                     .check = &check_cb,
+                                     .dispatch = &dispatch_cb,
+                                     .finalize = nullptr,
+                                     .closure_callback = nullptr,
+                                     .closure_marshal = nullptr};
         GSource* s = g_source_new(&funcs, sizeof(uthreads_source));
         reinterpret_cast<uthreads_source*>(s)->self = this;
         g_source_set_name(s, guest_ ? "uthreads guest" : "uthreads");
