@@ -17,6 +17,7 @@
 // a capacity-1 channel as a lock), the comment at each workload says what the
 // uthreads equivalent is and why it does the same work.
 
+#include "harness.hpp"
 #include "scheduler_workloads.hpp"
 
 #include <uthreads/uthreads.hpp>
@@ -46,22 +47,10 @@ namespace {
 // The backend every run uses: "" lets ut::run pick $UTHREADS_BACKEND or the default.
 ut::options g_opts;
 
-double ms_since(Clock::time_point t0) {
-    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-double ns_since(Clock::time_point t0) {
-    return std::chrono::duration<double, std::nano>(Clock::now() - t0).count();
-}
-
-[[noreturn]] void die(const char* what) {
-    std::fprintf(stderr, "core_bench: FATAL: %s\n", what);
-    std::exit(1);
-}
-
-void result(const char* name, double value, const char* unit) {
-    std::printf("RESULT %s %.3f %s\n", name, value, unit);
-    std::fflush(stdout);
-}
+using bench::die;
+using bench::ms_since;
+using bench::ns_since;
+using bench::result;
 
 // Runs one measuring task as the main microthread of a fresh runtime and returns
 // the value it reports.
@@ -69,18 +58,9 @@ double run_once(const std::function<ut::task<double>()>& make) {
     return ut::run(make(), g_opts);
 }
 
-// Warm-up, then best of 3.
+// Warm-up, then best of 3 (bench/harness.hpp), each run on a fresh runtime.
 double best_of_3(const char* name, const std::function<ut::task<double>()>& make) {
-    double w = run_once(make);
-    std::fprintf(stderr, "  %-20s warm-up %.3f |", name, w);
-    double best = 0;
-    for (int i = 0; i < 3; ++i) {
-        double v = run_once(make);
-        std::fprintf(stderr, " %.3f", v);
-        best = (i == 0) ? v : std::min(best, v);
-    }
-    std::fprintf(stderr, "  -> best %.3f\n", best);
-    return best;
+    return bench::best_of_3(name, [&] { return run_once(make); });
 }
 
 // ---------------------------------------------------------------- skynet
@@ -117,56 +97,13 @@ ut::task<double> skynet_run() {
     co_return ms;
 }
 
-double vm_hwm_mb() {
-    std::ifstream f("/proc/self/status");
-    std::string line;
-    while (std::getline(f, line)) {
-        if (line.rfind("VmHWM:", 0) == 0) {
-            return std::strtod(line.c_str() + 6, nullptr) / 1024.0;  // kB -> MB
-        }
-    }
-    return -1;
-}
-
-// Runs skynet (warm-up + best of 3) in a forked child so VmHWM is skynet's
-// alone; the child reports {best_ms, peak_rss_mb} through a pipe. Called before
-// any runtime exists in this process, so the child inherits no runtime state.
+// Skynet (warm-up + best of 3) in a forked child, so the peak RSS is skynet's
+// alone.
 void bench_skynet() {
-    std::fflush(stdout);
-    std::fflush(stderr);
-    int fds[2];
-    if (pipe(fds) != 0) die("pipe");
-    pid_t pid = fork();
-    if (pid < 0) die("fork");
-    if (pid == 0) {
-        close(fds[0]);
-        double out[2];
-        try {
-            out[0] = best_of_3("skynet_ms", skynet_run);
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "core_bench: skynet: exception: %s\n", e.what());
-            _exit(1);
-        }
-        out[1] = vm_hwm_mb();
-        ssize_t n = write(fds[1], out, sizeof out);
-        _exit(n == static_cast<ssize_t>(sizeof out) ? 0 : 1);
-    }
-    close(fds[1]);
-    double in[2];
-    size_t got = 0;
-    while (got < sizeof in) {
-        ssize_t n = read(fds[0], reinterpret_cast<char*>(in) + got, sizeof in - got);
-        if (n <= 0) break;
-        got += static_cast<size_t>(n);
-    }
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (got != sizeof in || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        die("skynet child failed");
-    std::fprintf(stderr, "  skynet peak RSS (VmHWM of child) %.1f MB\n", in[1]);
-    result("skynet_ms", in[0], "ms");
-    result("skynet_peak_rss_mb", in[1], "MB");
+    auto [ms, mb] = bench::best_of_3_in_child("skynet_ms", [] { return run_once(skynet_run); });
+    std::fprintf(stderr, "  skynet peak RSS (VmHWM of child) %.1f MB\n", mb);
+    result("skynet_ms", ms, "ms");
+    result("skynet_peak_rss_mb", mb, "MB");
 }
 
 // ---------------------------------------------------------------- spawn+join, ping-pong
@@ -248,36 +185,11 @@ ut::task<double> nesting_run(int depth) {
     co_return ms;
 }
 
-// Probe a depth in a forked child so a stack overflow cannot kill us (as the Asio
-// side does; uthreads should always pass at full depth).
-bool nesting_depth_ok(int depth) {
-    std::fflush(stdout);
-    std::fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0) return false;
-    if (pid == 0) {
-        try {
-            run_once([depth] { return nesting_run(depth); });
-        } catch (...) {
-            _exit(1);
-        }
-        _exit(0);
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
 void bench_nesting() {
-    int depth = kNestingDepth;
-    while (depth > 1000 && !nesting_depth_ok(depth)) {
-        std::fprintf(stderr, "  nesting: depth %d failed (stack overflow?), halving\n", depth);
-        depth /= 2;
-    }
-    if (depth != kNestingDepth) {
-        std::fprintf(stderr, "  nesting: NOTE: ut::task could not reach %d levels; using %d\n",
-                     kNestingDepth, depth);
-    }
+    // Each depth is probed in a forked child, so a stack overflow cannot kill us.
+    int depth = bench::usable_depth(kNestingDepth, "ut::task", [](int d) {
+        return bench::succeeds_in_child([d] { run_once([d] { return nesting_run(d); }); });
+    });
     result("nesting_ms", best_of_3("nesting_ms", [depth] { return nesting_run(depth); }), "ms");
     if (depth != kNestingDepth) result("nesting_depth", depth, "levels");
 }
@@ -289,6 +201,7 @@ ut::task<std::string> backend_name() {
 }  // namespace
 
 int main(int argc, char** argv) {
+    bench::program = "core_bench";
     // bench_core [backend] [--only <workload>]: --only runs one workload (by the
     // first RESULT name it prints), for profiling.
     std::string only;
