@@ -15,7 +15,9 @@ blocking_pool::~blocking_pool() {
 void blocking_pool::submit(blocking_job* job) {
     std::unique_lock lk(mu_);
     queue_.push_back(job);
-    if (idle_ == 0 && threads_.size() < max_threads) {
+    // Idle workers that were already notified still count as idle until they
+    // wake, so compare against the whole queue: one idle worker per queued job.
+    if (queue_.size() > idle_ && threads_.size() < max_threads) {
         threads_.emplace_back([this] { worker(); });
     } else {
         lk.unlock();
