@@ -82,11 +82,15 @@ int epoll_backend::poll_events(std::optional<std::chrono::nanoseconds> timeout) 
     for (int i = 0; i < n; ++i) {
         epoll_event& e = events_[i];
         if (!e.data.ptr) {
-            // Clear the flag before draining: a wake() after this point writes
-            // again, so no wake-up is lost (at worst one is spurious).
-            wake_pending_.store(false, std::memory_order_release);
+            // Drain, then clear the flag. The other order loses wake-ups: a
+            // wake() between the clear and the read has its write swallowed and
+            // leaves the flag set over an empty eventfd, so every later wake()
+            // returns early. A wake() between the read and the clear is not
+            // lost: it published its work before calling wake(), and core
+            // drains that work after run_once returns.
             std::uint64_t v;
             (void)::read(wake_fd_, &v, sizeof v);
+            wake_pending_.store(false, std::memory_order_release);
             continue;
         }
         auto* w = static_cast<lowlevel::io_watcher*>(e.data.ptr);

@@ -548,11 +548,11 @@ void io_uring_backend::dispatch(record* r, int res) {
 
 void io_uring_backend::on_wake() noexcept {
     wake_rec_.in_flight = false;  // flush() arms it again
-    // Clear the flag before draining: a wake() after this point writes again, so
-    // no wake-up is lost (at worst one is spurious).
-    wake_pending_.store(false, std::memory_order_release);
+    // Drain, then clear the flag (the other order loses wake-ups; see
+    // epoll_backend::poll_events).
     std::uint64_t v;
     (void)::read(wake_fd_, &v, sizeof v);
+    wake_pending_.store(false, std::memory_order_release);
 }
 
 void io_uring_backend::on_poll(poll_slot* slot, int res) {

@@ -437,11 +437,11 @@ void libevent_backend::run_once_nested(std::optional<nanoseconds> timeout) noexc
 }
 
 void libevent_backend::drain_wake() noexcept {
-    // Clear the flag before draining: a wake() after this point writes again, so
-    // no wake-up is lost (at worst one is spurious).
-    wake_pending_.store(false, std::memory_order_release);
+    // Drain, then clear the flag (the other order loses wake-ups; see
+    // epoll_backend::poll_events).
     std::uint64_t v;
     (void)::read(wake_fd_, &v, sizeof v);
+    wake_pending_.store(false, std::memory_order_release);
 }
 
 void libevent_backend::on_wake(evutil_socket_t, short, void* arg) noexcept {

@@ -3,7 +3,10 @@
 
 #include "conformance.hpp"
 
+#include <array>
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -92,6 +95,60 @@ TEST_P(BridgeTest, ManyFuturesFromManyThreads) {
     }());
     for (auto& t : threads) t.join();
     EXPECT_EQ(sum, 16 * 15 / 2);
+}
+
+TEST_P(BridgeTest, WakeUpsFromRacingThreadsAreNeverLost) {
+    // Threads complete futures while the loop is still consuming the previous
+    // wake-up, round after round. A backend that acknowledges its wake-up
+    // descriptor in the wrong order ends up with the "wake pending" flag set
+    // over an empty descriptor and ignores every later wake(), so the loop
+    // sleeps forever. No runtime timer can catch that (the sim backend's
+    // virtual clock would fire it at once), so a watchdog thread fails the test.
+    constexpr int n_threads = 3;
+    constexpr int rounds = 5000;
+    std::array<std::atomic<ut::promise<int>*>, n_threads> slots{};
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> workers;
+    for (int t = 0; t < n_threads; ++t)
+        workers.emplace_back([&, t] {
+            while (!stop.load()) {
+                if (ut::promise<int>* p = slots[t].exchange(nullptr)) {
+                    p->set_value(t);
+                } else {
+                    std::this_thread::yield();
+                }
+            }
+        });
+    std::atomic<int> done_rounds{0};
+    std::thread watchdog([&] {
+        int last = -1;
+        for (int quiet = 0; !stop.load();) {
+            std::this_thread::sleep_for(10ms);
+            int now = done_rounds.load();
+            quiet = now == last ? quiet + 1 : 0;
+            last = now;
+            if (quiet == 3000) {  // 30 s without a completed round
+                std::fprintf(stderr, "FATAL: no progress after round %d: a wake-up was lost\n", now);
+                std::abort();
+            }
+        }
+    });
+    long long sum = 0;
+    run_on_backend([&]() -> ut::task<> {
+        for (int r = 0; r < rounds; ++r) {
+            std::array<ut::promise<int>, n_threads> ps;
+            std::array<ut::future<int>, n_threads> fs;
+            for (int t = 0; t < n_threads; ++t) fs[t] = ps[t].get_future();
+            for (int t = 0; t < n_threads; ++t) slots[t].store(&ps[t]);
+            for (auto& f : fs) sum += co_await f;
+            done_rounds.fetch_add(1);
+        }
+    }());
+    stop.store(true);
+    for (auto& w : workers) w.join();
+    watchdog.join();
+    EXPECT_EQ(done_rounds.load(), rounds);
+    EXPECT_EQ(sum, static_cast<long long>(rounds) * (0 + 1 + 2));
 }
 
 TEST_P(BridgeTest, FutureAlreadySetCompletesAtOnce) {
