@@ -249,7 +249,8 @@ int main(int argc, char** argv) {
     }
 
     if (echo) {
-        std::map<std::string, std::map<int, echo_bench::depth_result>> best;
+        // backend -> (connections, depth) -> best result
+        std::map<std::string, std::map<std::pair<int, int>, echo_bench::depth_result>> best;
         for (int round = 1; round <= echo_rounds; ++round) {
             std::fprintf(stderr, "backends_bench: echo rows, round %d of %d\n", round, echo_rounds);
             for (const auto& name : names) {
@@ -261,7 +262,7 @@ int main(int argc, char** argv) {
                         return ut::run(echo_run(*client, one, name), opts);
                     });
                     for (const auto& r : rs) {
-                        auto [it, fresh] = best[name].try_emplace(r.depth, r);
+                        auto [it, fresh] = best[name].try_emplace({r.connections, r.depth}, r);
                         if (!fresh) keep_best(it->second, r);
                     }
                 } catch (const std::exception& e) {
@@ -272,7 +273,7 @@ int main(int argc, char** argv) {
         for (const auto& name : names) {
             if (failed.count(name) || !best.count(name)) continue;
             std::vector<echo_bench::depth_result> rs;
-            for (const auto& [depth, r] : best[name]) rs.push_back(r);
+            for (const auto& [key, r] : best[name]) rs.push_back(r);
             echo_bench::print_results(name, rs);
         }
     }

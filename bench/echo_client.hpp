@@ -111,10 +111,14 @@ struct config {
     /// Sampling period of the user-time sampler on every CPU, in microseconds;
     /// 0 = no sampler, getrusage's tick-based split instead (see the top of the file).
     int user_sample_us = 100;
+    /// Also measure the request/response loop: one connection, one message in
+    /// flight, so each message is a full round trip through the server.
+    bool request_response = true;
 };
 
 /// Best over a depth's windows: highest msgs_per_s, lowest CPU per message.
 struct depth_result {
+    int connections = 0;
     int depth = 0;
     double msgs_per_s = 0;
     double user_ns = 0;
@@ -147,6 +151,8 @@ inline bool parse_option(int argc, char** argv, int& i, config& cfg) {
         cfg.windows = static_cast<int>(value());
     } else if (a == "--connections") {
         cfg.connections = static_cast<int>(value());
+    } else if (a == "--no-rr") {
+        cfg.request_response = false;
     } else if (a == "--user-sample-us") {
         if (i + 1 < argc && std::string(argv[i + 1]) == "0") {
             ++i;
@@ -167,6 +173,7 @@ inline constexpr const char* options_usage =
     "  --warmup S       warm-up per depth (default 0.3)\n"
     "  --windows N      measured windows per depth, best reported (default 1)\n"
     "  --connections N  client connections (default 64)\n"
+    "  --no-rr          skip the request/response loop (1 connection, depth 1)\n"
     "  --user-sample-us N  user-time sampling period (default 100; 0 = getrusage ticks)\n";
 
 namespace detail {
@@ -825,11 +832,22 @@ std::vector<T> in_child(F&& f) {
 template <class Serve>
 std::vector<depth_result> measure(const config& cfg, Serve&& serve) {
     std::vector<depth_result> out;
+    auto run_one = [&](const config& one) {
+        for (depth_result r : in_child<depth_result>([&] { return serve(one); })) {
+            r.connections = one.connections;
+            out.push_back(r);
+        }
+    };
     for (int depth : cfg.depths) {
         config one = cfg;
         one.depths = {depth};
-        for (const depth_result& r : in_child<depth_result>([&] { return serve(one); }))
-            out.push_back(r);
+        run_one(one);
+    }
+    if (cfg.request_response) {
+        config one = cfg;
+        one.connections = 1;
+        one.depths = {1};
+        run_one(one);
     }
     return out;
 }
@@ -837,6 +855,15 @@ std::vector<depth_result> measure(const config& cfg, Serve&& serve) {
 /// Prints the RESULT lines for `results`, rows suffixed with "@<label>".
 inline void print_results(const std::string& label, const std::vector<depth_result>& results) {
     for (const auto& r : results) {
+        if (r.connections == 1 && r.depth == 1) {
+            // The request/response loop: one round trip at a time.
+            std::printf("RESULT rr_rtt_us@%s %.2f us\n", label.c_str(),
+                        r.msgs_per_s > 0 ? 1e6 / r.msgs_per_s : 0.0);
+            std::printf("RESULT rr_user_ns@%s %.1f %s\n", label.c_str(), r.user_ns,
+                        r.user_from_ticks ? "ns/msg(tick)" : "ns/msg");
+            std::printf("RESULT rr_cpu_ns@%s %.1f ns/msg\n", label.c_str(), r.cpu_ns);
+            continue;
+        }
         std::printf("RESULT echo_d%d_msgs_per_s@%s %.1f msg/s\n", r.depth, label.c_str(),
                     r.msgs_per_s);
         // The unit says when user time could only be read from getrusage's ticks.
