@@ -3,6 +3,7 @@
 // waits, and SIGPIPE blocked in the calling thread around each write.
 #include <uthreads/pipe.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <fcntl.h>
 #include <system_error>
@@ -49,11 +50,12 @@ task<void> pipe_stream::read_exact(std::span<char> buf) {
 
 task<std::string> pipe_stream::read_to_end() {
     std::string out;
-    // Read straight into the string's spare capacity: one copy, and a pipe's
-    // default capacity (64 KiB) per read at most.
-    constexpr std::size_t chunk = std::size_t{64} * 1024;
+    // Read straight into the string's spare room: no extra copy. The room grows
+    // with what has arrived, from 4 KiB (a short output costs no big
+    // allocation) to a pipe's default capacity, 64 KiB, per read.
     for (;;) {
         std::size_t old = out.size();
+        std::size_t chunk = std::clamp<std::size_t>(old, 4096, std::size_t{64} * 1024);
         out.resize(old + chunk);
         std::size_t n = co_await sock_.read_some(
             std::as_writable_bytes(std::span<char>(out.data() + old, chunk)));

@@ -29,7 +29,7 @@
 #include <spawn.h>
 #include <stdexcept>
 #include <string_view>
-#include <sys/pidfd.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <system_error>
 #include <unistd.h>
@@ -42,6 +42,16 @@ namespace {
 
 [[noreturn]] void throw_errno(int err, const std::string& what) {
     throw std::system_error(err, std::system_category(), "uthreads: " + what);
+}
+
+// glibc 2.36's <sys/pidfd.h> declares its wrappers without extern "C" (fixed in
+// 2.37), so C++ cannot link against them: call the system calls directly.
+int sys_pidfd_open(pid_t pid) {
+    return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0u));
+}
+
+int sys_pidfd_send_signal(int pidfd, int sig) {
+    return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0u));
 }
 
 std::string describe(const std::string& program, pid_t pid) {
@@ -271,7 +281,7 @@ process process::spawn(std::vector<std::string> argv, process_options opts) {
     process p;
     p.pid_ = pid;
     p.program_ = std::move(argv[0]);
-    int pidfd = ::pidfd_open(pid, 0);
+    int pidfd = sys_pidfd_open(pid);
     if (pidfd < 0) {
         // Without a pidfd the child cannot be waited for safely; do not leave
         // it running or unreaped.
@@ -324,7 +334,7 @@ void process::kill(int sig) {
     if (status_) return;
     if (!pidfd_.is_open())
         throw std::logic_error("uthreads::process::kill: not a process (default-constructed or moved from)");
-    if (::pidfd_send_signal(pidfd_.fd(), sig, nullptr, 0) != 0 && errno != ESRCH)
+    if (sys_pidfd_send_signal(pidfd_.fd(), sig) != 0 && errno != ESRCH)
         throw_errno(errno, "kill " + describe(program_, pid_) + " with signal " + std::to_string(sig));
 }
 
