@@ -44,8 +44,9 @@ namespace {
     throw std::system_error(err, std::system_category(), "uthreads: " + what);
 }
 
-// glibc 2.36's <sys/pidfd.h> declares its wrappers without extern "C" (fixed in
-// 2.37), so C++ cannot link against them: call the system calls directly.
+// glibc 2.36's <sys/pidfd.h> declares its wrappers without __BEGIN_DECLS, so
+// included from C++ they get C++ linkage and do not link (undefined reference
+// to `pidfd_open(int, unsigned int)`): call the system calls directly.
 int sys_pidfd_open(pid_t pid) {
     return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0u));
 }
