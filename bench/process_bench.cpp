@@ -41,7 +41,8 @@ double posix_spawn_loop(int n) {
     auto t0 = bench::Clock::now();
     for (int i = 0; i < n; ++i) {
         pid_t pid = 0;
-        if (posix_spawnp(&pid, "true", nullptr, nullptr, argv, environ) != 0) bench::die("posix_spawnp");
+        if (posix_spawnp(&pid, "true", nullptr, nullptr, argv, environ) != 0)
+            bench::die("posix_spawnp");
         int status = 0;
         if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
             bench::die("waitpid");
@@ -103,7 +104,8 @@ int main() {
 
     std::printf("\n%-10s | %18s | %18s | %12s | %s\n", "backend", "run_process(true)",
                 "spawn+wait(true)", "run/posix", "target <= 1.20x");
-    std::printf("-----------+--------------------+--------------------+--------------+----------------\n");
+    std::printf(
+        "-----------+--------------------+--------------------+--------------+----------------\n");
     std::printf("%-10s | %15.1f us | %18s | %12s |\n", "posix", base, "-", "1.00x");
     bool ok = true;
     for (const row& r : rows) {
@@ -112,9 +114,10 @@ int main() {
         std::printf("%-10s | %15.1f us | %15.1f us | %11.2fx | %s\n", r.backend.c_str(), r.run,
                     r.spawn_wait, r.run / base, pass ? "pass" : "MISS");
     }
-    std::printf("\nposix = hand-written posix_spawnp(\"true\") + waitpid, no pipes. run_process pipes\n"
-                "stdin, stdout and stderr; spawn+wait inherits them. Best of 3 runs of %d.\n",
-                n);
+    std::printf(
+        "\nposix = hand-written posix_spawnp(\"true\") + waitpid, no pipes. run_process pipes\n"
+        "stdin, stdout and stderr; spawn+wait inherits them. Best of 3 runs of %d.\n",
+        n);
     (void)ok;  // a benchmark reports; it does not fail on a miss
     return 0;
 }

@@ -32,7 +32,8 @@ ut::task<int> count_sevens(int n) {
     };
     ut::process seq = ut::process::spawn({"seq", "1", std::to_string(n)},
                                          piped(ut::stdio::null(), ut::stdio::pipe()));
-    ut::process grep = ut::process::spawn({"grep", "7"}, piped(ut::stdio::pipe(), ut::stdio::pipe()));
+    ut::process grep =
+        ut::process::spawn({"grep", "7"}, piped(ut::stdio::pipe(), ut::stdio::pipe()));
     ut::process wc = ut::process::spawn({"wc", "-l"}, piped(ut::stdio::pipe(), ut::stdio::pipe()));
     std::string counted;
     co_await ut::with_nursery([&](ut::nursery& nursery) -> ut::task<> {

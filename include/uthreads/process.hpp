@@ -74,7 +74,9 @@ public:
     constexpr int descriptor() const noexcept { return fd_; }
 
 private:
-    constexpr stdio(kind k, int fd) noexcept : kind_(k), fd_(fd) {}
+    constexpr stdio(kind k, int fd) noexcept
+        : kind_(k)
+        , fd_(fd) {}
     kind kind_ = kind::unset;
     int fd_ = -1;
 };

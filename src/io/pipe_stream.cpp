@@ -13,8 +13,7 @@
 namespace uthreads {
 
 namespace {
-constexpr detail::stream_names pipe_names{"pipe_stream::read_some", "pipe_stream::write_all",
-                                          true};
+constexpr detail::stream_names pipe_names{"pipe_stream::read_some", "pipe_stream::write_all", true};
 }  // namespace
 
 pipe_stream::pipe_stream(int fd, std::string name) {

@@ -81,7 +81,8 @@ struct fd_list {
 struct file_actions {
     posix_spawn_file_actions_t fa;
     file_actions() {
-        if (int e = posix_spawn_file_actions_init(&fa)) throw_errno(e, "posix_spawn_file_actions_init");
+        if (int e = posix_spawn_file_actions_init(&fa))
+            throw_errno(e, "posix_spawn_file_actions_init");
     }
     ~file_actions() { posix_spawn_file_actions_destroy(&fa); }
     file_actions(const file_actions&) = delete;
@@ -108,7 +109,8 @@ void check(int err, const char* what) {
 int above_stdio(int fd, fd_list& temps) {
     if (fd > 2) return fd;
     int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    if (copy < 0) throw_errno(errno, "process::spawn: duplicating descriptor " + std::to_string(fd));
+    if (copy < 0)
+        throw_errno(errno, "process::spawn: duplicating descriptor " + std::to_string(fd));
     return temps.add(copy);
 }
 
@@ -165,7 +167,9 @@ process& process::operator=(process&& o) noexcept {
     return *this;
 }
 
-process::~process() { orphan(); }
+process::~process() {
+    orphan();
+}
 
 void process::orphan() noexcept {
     // Pipes first: a child blocked writing to us or reading from us then sees
@@ -179,7 +183,8 @@ void process::orphan() noexcept {
 process process::spawn(std::vector<std::string> argv, process_options opts) {
     if (argv.empty()) throw std::invalid_argument("uthreads::process::spawn: argv is empty");
     if (argv[0].empty()) throw std::invalid_argument("uthreads::process::spawn: argv[0] is empty");
-    for (std::size_t i = 0; i < argv.size(); ++i) check_no_nul(argv[i], "argv[" + std::to_string(i) + "]");
+    for (std::size_t i = 0; i < argv.size(); ++i)
+        check_no_nul(argv[i], "argv[" + std::to_string(i) + "]");
     check_no_nul(opts.cwd, "cwd");
 
     // The environment: the parent's minus the names `env` mentions, plus the
@@ -216,7 +221,8 @@ process process::spawn(std::vector<std::string> argv, process_options opts) {
     args.push_back(nullptr);
 
     file_actions fa;
-    if (!opts.cwd.empty()) check(posix_spawn_file_actions_addchdir_np(&fa.fa, opts.cwd.c_str()), "addchdir");
+    if (!opts.cwd.empty())
+        check(posix_spawn_file_actions_addchdir_np(&fa.fa, opts.cwd.c_str()), "addchdir");
 
     fd_list close_after;  // child ends and temporary copies
     fd_list ours;         // our pipe ends, until the process object owns them
@@ -240,7 +246,8 @@ process process::spawn(std::vector<std::string> argv, process_options opts) {
             break;
         case stdio::kind::pipe: {
             int p[2];
-            if (::pipe2(p, O_CLOEXEC) != 0) throw_errno(errno, "process::spawn: pipe2 for " + argv[0]);
+            if (::pipe2(p, O_CLOEXEC) != 0)
+                throw_errno(errno, "process::spawn: pipe2 for " + argv[0]);
             int child = close_after.add(target == 0 ? p[0] : p[1]);
             int mine = ours.add(target == 0 ? p[1] : p[0]);
             // Only our end is non-blocking: O_NONBLOCK belongs to the open file,
@@ -307,7 +314,8 @@ process process::spawn(std::vector<std::string> argv, process_options opts) {
 std::optional<exit_status> process::try_wait() {
     if (status_) return status_;
     if (!pidfd_.is_open())
-        throw std::logic_error("uthreads::process::try_wait: not a process (default-constructed or moved from)");
+        throw std::logic_error(
+            "uthreads::process::try_wait: not a process (default-constructed or moved from)");
     siginfo_t info{};
     while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.fd()), &info,
                     WEXITED | WNOHANG) != 0) {
@@ -323,7 +331,8 @@ task<exit_status> process::wait() {
     co_await detail::checkpoint("process::wait");
     if (status_) co_return *status_;
     if (!pidfd_.is_open())
-        throw std::logic_error("uthreads::process::wait: not a process (default-constructed or moved from)");
+        throw std::logic_error(
+            "uthreads::process::wait: not a process (default-constructed or moved from)");
     for (;;) {
         if (std::optional<exit_status> st = try_wait()) co_return *st;
         // The pidfd polls readable once the child has exited.
@@ -334,9 +343,11 @@ task<exit_status> process::wait() {
 void process::kill(int sig) {
     if (status_) return;
     if (!pidfd_.is_open())
-        throw std::logic_error("uthreads::process::kill: not a process (default-constructed or moved from)");
+        throw std::logic_error(
+            "uthreads::process::kill: not a process (default-constructed or moved from)");
     if (sys_pidfd_send_signal(pidfd_.fd(), sig) != 0 && errno != ESRCH)
-        throw_errno(errno, "kill " + describe(program_, pid_) + " with signal " + std::to_string(sig));
+        throw_errno(errno,
+                    "kill " + describe(program_, pid_) + " with signal " + std::to_string(sig));
 }
 
 // ---- run_process ---------------------------------------------------------
@@ -354,7 +365,9 @@ task<void> feed(pipe_stream& in, const std::string& input) {
     in.close();
 }
 
-task<void> drain(pipe_stream& from, std::string& into) { into = co_await from.read_to_end(); }
+task<void> drain(pipe_stream& from, std::string& into) {
+    into = co_await from.read_to_end();
+}
 
 // Write the input, read both outputs to their end, reap the child.
 task<void> communicate(process& p, const std::string& input, process_result& r) {
@@ -411,7 +424,8 @@ task<process_result> run_process(std::vector<std::string> argv, std::string inpu
     if (failure) std::rethrow_exception(failure);
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*timeout).count();
     throw timeout_error("uthreads: run_process: " + describe(p.program(), p.pid()) +
-                        " did not finish within " + std::to_string(ms) + " ms; killed with SIGKILL");
+                        " did not finish within " + std::to_string(ms) +
+                        " ms; killed with SIGKILL");
 }
 
 }  // namespace uthreads

@@ -257,7 +257,8 @@ TEST_P(ProcessTest, EnvironmentIsExtendedReplacedOrCleared) {
     ::setenv("UTHREADS_PROC_TEST_INHERITED", "parent", 1);
     run_on_backend([&]() -> ut::task<> {
         extended = co_await ut::run_process(
-            {"sh", "-c", "printf '%s,%s' \"$UTHREADS_PROC_TEST_SET\" \"$UTHREADS_PROC_TEST_INHERITED\""},
+            {"sh", "-c",
+             "printf '%s,%s' \"$UTHREADS_PROC_TEST_SET\" \"$UTHREADS_PROC_TEST_INHERITED\""},
             "", ut::process_options{.env = {{"UTHREADS_PROC_TEST_SET", "hello world"}}});
         removed = co_await ut::run_process(
             {"sh", "-c", "printf '%s' \"${UTHREADS_PROC_TEST_INHERITED-unset}\""}, "",
@@ -309,7 +310,8 @@ TEST_P(ProcessTest, StdinNullInheritAndDescriptorRedirection) {
         int out_fd = ::open(output.path.c_str(), O_WRONLY | O_CLOEXEC);
         EXPECT_GE(in_fd, 0);
         EXPECT_GE(out_fd, 0);
-        from_null = co_await ut::run_process({"cat"}, "", ut::process_options{.in = ut::stdio::null()});
+        from_null =
+            co_await ut::run_process({"cat"}, "", ut::process_options{.in = ut::stdio::null()});
         from_file =
             co_await ut::run_process({"cat"}, "", ut::process_options{.in = ut::stdio::fd(in_fd)});
         // stdout into a file of ours; stderr a pipe.
@@ -320,7 +322,9 @@ TEST_P(ProcessTest, StdinNullInheritAndDescriptorRedirection) {
         EXPECT_EQ(co_await p.err().read_to_end(), "to the pipe\n");
         EXPECT_TRUE((co_await p.wait()).success());
         inherited = co_await ut::run_process(
-            {"sh", "-c", "readlink /proc/self/fd/0 || echo '(closed)'; readlink /proc/self/fd/2 || echo '(closed)'"},
+            {"sh", "-c",
+             "readlink /proc/self/fd/0 || echo '(closed)'; readlink /proc/self/fd/2 || echo "
+             "'(closed)'"},
             "", ut::process_options{.in = ut::stdio::inherit(), .err = ut::stdio::inherit()});
         ::close(in_fd);
         ::close(out_fd);
@@ -340,13 +344,12 @@ TEST_P(ProcessTest, ChildHasOnlyDescriptorsZeroToTwo) {
         // child must not get it either.
         leaky = ::fcntl(1, F_DUPFD, 20);
         if (leaky < 0) leaky = ::open("/dev/null", O_RDONLY);  // F_DUPFD has no CLOEXEC: same
-        ut::process p = ut::process::spawn(
-            {"cat"}, ut::process_options{.in = ut::stdio::pipe(), .out = ut::stdio::pipe(),
-                                         .err = ut::stdio::null()});
+        ut::process p = ut::process::spawn({"cat"}, ut::process_options{.in = ut::stdio::pipe(),
+                                                                        .out = ut::stdio::pipe(),
+                                                                        .err = ut::stdio::null()});
         // posix_spawn returns after the exec: the table is the program's.
         std::error_code ec;
-        for (std::filesystem::directory_iterator
-                 it("/proc/" + std::to_string(p.pid()) + "/fd", ec),
+        for (std::filesystem::directory_iterator it("/proc/" + std::to_string(p.pid()) + "/fd", ec),
              end;
              !ec && it != end; it.increment(ec))
             child_fds.push_back(it->path().filename().string());
@@ -427,11 +430,10 @@ TEST_P(ProcessTest, CancellingRunProcessMidwayKillsAndReapsTheChild) {
     std::vector<pid_t> children_after;
     auto w0 = wall_now();
     run_on_backend([&]() -> ut::task<> {
-        auto h = ut::spawn(ut::run_process(
-            {"sh", "-c", "echo partial; : > \"$0\"; exec sleep 30", marker.path}));
+        auto h = ut::spawn(
+            ut::run_process({"sh", "-c", "echo partial; : > \"$0\"; exec sleep 30", marker.path}));
         // Wait (real time) until the child is surely running and blocked.
-        co_await yield_until([&] { return std::filesystem::exists(marker.path); },
-                             "child started");
+        co_await yield_until([&] { return std::filesystem::exists(marker.path); }, "child started");
         h.cancel();
         was_cancelled = co_await join_expect_cancelled(h);
         children_after = live_children();
