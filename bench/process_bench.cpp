@@ -31,7 +31,7 @@ namespace {
 int iterations() {
     const char* e = std::getenv("PROCESS_BENCH_ITERS");
     int n = e ? std::atoi(e) : 0;
-    return n > 0 ? n : 1000;
+    return n > 0 ? n : 500;
 }
 
 // Microseconds per spawn+wait, hand-written.

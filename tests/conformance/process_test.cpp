@@ -390,6 +390,59 @@ TEST_P(ProcessTest, WritingToAChildThatExitedIsEpipeNotSigpipe) {
     EXPECT_EQ(sa.sa_handler, SIG_DFL);
 }
 
+TEST_P(ProcessTest, PipeStreamOverAPlainPipeReadsWritesAndReportsEpipe) {
+    std::string got;
+    std::vector<int> codes;
+    bool still_blocked = false, pending_after = true;
+    run_on_backend([&]() -> ut::task<> {
+        int p[2];
+        EXPECT_EQ(::pipe2(p, O_CLOEXEC), 0);
+        ut::pipe_stream r(p[0], "test pipe (read end)");
+        ut::pipe_stream w(p[1], "test pipe (write end)");
+        // More than the pipe holds: the writer parks until the reader drains.
+        const std::string data = pattern(std::size_t{1} << 20);
+        auto writer = ut::spawn([](ut::pipe_stream& w, const std::string& d) -> ut::task<> {
+            co_await w.write_all(d);
+            w.close();
+        }(w, data));
+        got = co_await r.read_to_end();
+        co_await writer;
+        EXPECT_TRUE(got == data);
+        r.close();
+
+        // Reader gone: EPIPE, with SIGPIPE unblocked in this thread...
+        EXPECT_EQ(::pipe2(p, O_CLOEXEC), 0);
+        ut::pipe_stream w2(p[1], "test pipe");
+        ::close(p[0]);
+        for (int round = 0; round < 2; ++round) {
+            // ...and then with the caller blocking SIGPIPE itself: the mask is
+            // left as it was, and the signal our write raised is not left
+            // pending to kill the program when it unblocks.
+            sigset_t pipe_only, old;
+            sigemptyset(&pipe_only);
+            sigaddset(&pipe_only, SIGPIPE);
+            if (round == 1) pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+            try {
+                co_await w2.write_all("x");
+            } catch (const std::system_error& e) {
+                codes.push_back(e.code().value());
+            }
+            if (round == 1) {
+                sigset_t now, pending;
+                pthread_sigmask(SIG_BLOCK, nullptr, &now);
+                still_blocked = sigismember(&now, SIGPIPE) == 1;
+                sigpending(&pending);
+                pending_after = sigismember(&pending, SIGPIPE) == 1;
+                pthread_sigmask(SIG_SETMASK, &old, nullptr);
+            }
+        }
+    }());
+    EXPECT_EQ(got.size(), std::size_t{1} << 20);
+    EXPECT_EQ(codes, (std::vector<int>{EPIPE, EPIPE}));
+    EXPECT_TRUE(still_blocked);
+    EXPECT_FALSE(pending_after);
+}
+
 TEST_P(ProcessTest, RunProcessIgnoresAChildThatStopsReadingInput) {
     ut::process_result r;
     const std::string data = pattern(std::size_t{1} << 20);
