@@ -289,17 +289,26 @@ process process::spawn(std::vector<std::string> argv, process_options opts) {
     process p;
     p.pid_ = pid;
     p.program_ = std::move(argv[0]);
-    int pidfd = sys_pidfd_open(pid);
-    if (pidfd < 0) {
-        // Without a pidfd the child cannot be waited for safely; do not leave
-        // it running or unreaped.
-        int e = errno;
+    // Without a pidfd the child cannot be waited for safely: do not leave it
+    // running or unreaped.
+    auto kill_and_reap = [pid] {
         ::kill(pid, SIGKILL);
         while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
         }
+    };
+    int pidfd = sys_pidfd_open(pid);
+    if (pidfd < 0) {
+        int e = errno;
+        kill_and_reap();
         throw_errno(e, "pidfd_open for " + describe(p.program_, pid));
     }
-    p.pidfd_ = detail::io_object(pidfd);
+    try {
+        p.pidfd_ = detail::io_object(pidfd);
+    } catch (...) {  // out of memory for the registration state
+        ::close(pidfd);
+        kill_and_reap();
+        throw;
+    }
     static const char* const stream_name[3] = {"stdin of ", "stdout of ", "stderr of "};
     pipe_stream* ends[3] = {&p.in_, &p.out_, &p.err_};
     for (int i = 0; i < 3; ++i) {
