@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <span>
 #include <sstream>
 #include <string>
 #include <sys/wait.h>
@@ -347,7 +348,14 @@ TEST_P(ProcessTest, ChildHasOnlyDescriptorsZeroToTwo) {
         ut::process p = ut::process::spawn({"cat"}, ut::process_options{.in = ut::stdio::pipe(),
                                                                         .out = ut::stdio::pipe(),
                                                                         .err = ut::stdio::null()});
-        // posix_spawn returns after the exec: the table is the program's.
+        // posix_spawn returns right after the exec, while the program may still
+        // be starting up (the dynamic loader and setlocale open and close
+        // files): once cat has echoed a line it is in its read loop, and its
+        // table holds only what it inherited.
+        co_await p.in().write_all("ready\n");
+        std::string echoed(6, '\0');
+        co_await p.out().read_exact(std::span<char>(echoed));
+        EXPECT_EQ(echoed, "ready\n");
         std::error_code ec;
         for (std::filesystem::directory_iterator it("/proc/" + std::to_string(p.pid()) + "/fd", ec),
              end;
