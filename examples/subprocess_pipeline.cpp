@@ -15,7 +15,7 @@ using namespace std::chrono_literals;
 // Copy everything from `from` to `to`, then close `to` (end of stream for the
 // next command), as the shell's `|` does.
 ut::task<> pump(ut::pipe_stream from, ut::pipe_stream to) {
-    std::vector<char> buf(64 * 1024);
+    std::vector<char> buf(std::size_t{64} * 1024);
     for (;;) {
         std::size_t n = co_await from.read_some(std::span<char>(buf));
         if (n == 0) break;

@@ -536,6 +536,7 @@ TEST_P(ProcessTest, ConcurrentProcessesAndTryWait) {
     std::optional<ut::exit_status> early;
     run_on_backend([&]() -> ut::task<> {
         std::vector<ut::task<ut::process_result>> runs;
+        runs.reserve(8);
         for (int i = 0; i < 8; ++i)
             runs.push_back(ut::run_process({"sh", "-c", "echo $0; exit $0", std::to_string(i)}));
         results = co_await ut::when_all(std::move(runs));
