@@ -504,6 +504,22 @@ TEST_P(ProcessTest, CancellingRunProcessMidwayKillsAndReapsTheChild) {
     EXPECT_LT(wall_now() - w0, 20s);
 }
 
+TEST_P(ProcessTest, RunProcessLeftRunningWhenMainReturnsIsKilledAndReaped) {
+    temp_file marker;
+    std::filesystem::remove(marker.path);
+    auto w0 = wall_now();
+    run_on_backend([&]() -> ut::task<> {
+        // Detached: the end of the run cancels it, which must kill and reap
+        // the child before run() returns.
+        ut::spawn(ut::run_process({"sh", "-c", ": > \"$0\"; exec sleep 30", marker.path}),
+                  "left running");
+        co_await yield_until([&] { return std::filesystem::exists(marker.path); }, "child started");
+    }());
+    EXPECT_LT(wall_now() - w0, 20s);
+    EXPECT_EQ(live_children(), std::vector<pid_t>{});
+    EXPECT_EQ(zombie_child(), 0);
+}
+
 TEST_P(ProcessTest, DroppedProcessIsReapedInTheBackgroundNotKilled) {
     temp_file marker;
     std::filesystem::remove(marker.path);
