@@ -66,6 +66,9 @@ public:
     /// Unregister, wake parked microthreads (their operation then fails with
     /// EBADF), and close. Idempotent.
     void close() noexcept;
+    /// As close(), but hand the descriptor to the caller instead of closing it
+    /// (-1 if there was none). Used to give a process's pidfd to the reaper.
+    int release() noexcept;
 
     struct wait_operation : wait_node {
         io_state* st;
@@ -87,17 +90,23 @@ private:
 };
 
 /// The names a stream kind uses in checkpoints and waits (static strings, since
-/// the scheduler keeps the pointers while a microthread is parked).
+/// the scheduler keeps the pointers while a microthread is parked), and which
+/// system calls move its bytes.
 struct stream_names {
     const char* read_some;
     const char* write_all;
+    /// A pipe (pipe_stream) rather than a socket: read(2)/write(2) instead of
+    /// recv/send, readiness waits only (no completion operations), and SIGPIPE
+    /// kept from the process by blocking it in the calling thread around each
+    /// write, since write(2) has no MSG_NOSIGNAL (see stream_socket.cpp).
+    bool pipe = false;
 };
 
-/// The byte-stream half shared by tcp_stream and unix_stream: one
+/// The byte-stream half shared by tcp_stream, unix_stream and pipe_stream: one
 /// implementation of read_some / read_exact / write_all / shutdown_write over a
-/// connected, non-blocking SOCK_STREAM descriptor. `peer` is a description for
-/// messages only. Semantics and cancel safety are those documented on
-/// tcp_stream.
+/// connected, non-blocking SOCK_STREAM descriptor or one end of a pipe. `peer`
+/// is a description for messages only. Semantics and cancel safety are those
+/// documented on tcp_stream.
 class stream_socket {
 public:
     stream_socket() noexcept = default;

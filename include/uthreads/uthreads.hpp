@@ -19,6 +19,8 @@
 #include <uthreads/mutex.hpp>
 #include <uthreads/net.hpp>
 #include <uthreads/nursery.hpp>
+#include <uthreads/pipe.hpp>
+#include <uthreads/process.hpp>
 #include <uthreads/promise.hpp>
 #include <uthreads/runtime.hpp>
 #include <uthreads/semaphore.hpp>

@@ -50,8 +50,13 @@ io_object::io_object(int fd) : st_(new io_state) {
 }
 
 void io_object::close() noexcept {
+    int fd = release();
+    if (fd >= 0) ::close(fd);
+}
+
+int io_object::release() noexcept {
     io_state* st = std::exchange(st_, nullptr);
-    if (!st) return;
+    if (!st) return -1;
     if (st->s) {
         st->s->backend().remove(*st);
         st->s->unlink(st);
@@ -76,8 +81,9 @@ void io_object::close() noexcept {
             c->s->backend().cancel(*c);
         }
     }
-    ::close(st->fd);
+    int fd = st->fd;
     delete st;
+    return fd;
 }
 
 io_object::wait_operation io_object::wait_ready(unsigned dir, const char* what) {

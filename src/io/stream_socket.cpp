@@ -1,7 +1,9 @@
-// The byte-stream operations shared by tcp_stream and unix_stream, and the
-// accept loop shared by their listeners: try the system call, and only on
-// EAGAIN hand the operation to a completion backend (io_uring) or park until
-// the descriptor is ready.
+// The byte-stream operations shared by tcp_stream, unix_stream and
+// pipe_stream, and the accept loop shared by the listeners: try the system
+// call, and only on EAGAIN hand the operation to a completion backend
+// (io_uring) or park until the descriptor is ready. Pipes always park: io_uring
+// honours O_NONBLOCK on a pipe by failing a read or write with EAGAIN, so a
+// completion would only add a round trip.
 #include "../core/scheduler_internal.hpp"
 #include "completion.hpp"
 
@@ -10,8 +12,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
+#include <ctime>
 #include <sys/socket.h>
 #include <system_error>
+#include <unistd.h>
 
 namespace uthreads::detail {
 
@@ -42,6 +47,41 @@ bool backend_has_completions() {
     return tls_scheduler->backend().supports_completions();
 }
 
+// write(2) to a pipe whose reader is gone raises SIGPIPE, whose default action
+// kills the process, and unlike send(2) it has no MSG_NOSIGNAL. Setting the
+// process's disposition to SIG_IGN is not a library's business, so instead
+// SIGPIPE is blocked in the calling thread for the duration of the call. The
+// SIGPIPE a write raises is thread-directed and synchronous: it stays pending
+// on this thread, and after an EPIPE it is consumed with a zero-timeout
+// sigtimedwait before the old mask is restored. If the caller already had
+// SIGPIPE blocked with one pending, that one is left alone (ours would merge
+// with it, so there is nothing of ours to take). The price is two
+// pthread_sigmask calls per write(2) on a pipe; the same technique as git's and
+// curl's SIGPIPE guards.
+ssize_t write_without_sigpipe(int fd, const void* data, std::size_t len) {
+    sigset_t pipe_only, old;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+    bool was_blocked = sigismember(&old, SIGPIPE) == 1;
+    bool was_pending = false;
+    if (was_blocked) {
+        sigset_t pending;
+        sigpending(&pending);
+        was_pending = sigismember(&pending, SIGPIPE) == 1;
+    }
+    ssize_t n = ::write(fd, data, len);
+    int err = errno;
+    if (n < 0 && err == EPIPE && !was_pending) {
+        const timespec zero{};
+        while (::sigtimedwait(&pipe_only, nullptr, &zero) < 0 && errno == EINTR) {
+        }
+    }
+    if (!was_blocked) pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    errno = err;
+    return n;
+}
+
 }  // namespace
 
 stream_socket::stream_socket(int fd, std::string peer, const stream_names* names) noexcept
@@ -54,11 +94,12 @@ task<std::size_t> stream_socket::read_some(std::span<std::byte> buf) {
     if (!io_.is_open()) throw_errno(EBADF, "read_some from " + peer_ + ": stream is closed");
     if (buf.empty()) co_return 0;
     for (;;) {
-        ssize_t n = ::recv(io_.fd(), buf.data(), buf.size(), 0);
+        ssize_t n = names_->pipe ? ::read(io_.fd(), buf.data(), buf.size())
+                                 : ::recv(io_.fd(), buf.data(), buf.size(), 0);
         if (n >= 0) co_return static_cast<std::size_t>(n);
         int err = errno;
         if (err == EAGAIN || err == EWOULDBLOCK) {
-            if (!backend_has_completions()) {
+            if (names_->pipe || !backend_has_completions()) {
                 co_await io_.wait_ready(lowlevel::readable, names_->read_some);
                 continue;
             }
@@ -90,15 +131,18 @@ task<void> stream_socket::write_all(std::span<const std::byte> data) {
     if (!io_.is_open()) throw_errno(EBADF, "write_all to " + peer_ + ": stream is closed");
     std::size_t done = 0;
     while (done < data.size()) {
-        // MSG_NOSIGNAL: a closed peer is EPIPE here, never a process-killing SIGPIPE.
-        ssize_t n = ::send(io_.fd(), data.data() + done, data.size() - done, MSG_NOSIGNAL);
+        // MSG_NOSIGNAL (or, on a pipe, SIGPIPE blocked around the write): a
+        // closed peer is EPIPE here, never a process-killing SIGPIPE.
+        ssize_t n = names_->pipe
+                        ? write_without_sigpipe(io_.fd(), data.data() + done, data.size() - done)
+                        : ::send(io_.fd(), data.data() + done, data.size() - done, MSG_NOSIGNAL);
         if (n >= 0) {
             done += static_cast<std::size_t>(n);
             continue;
         }
         int err = errno;
         if (err == EAGAIN || err == EWOULDBLOCK) {
-            if (!backend_has_completions()) {
+            if (names_->pipe || !backend_has_completions()) {
                 co_await io_.wait_ready(lowlevel::writable, names_->write_all);
                 continue;
             }
