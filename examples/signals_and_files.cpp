@@ -47,13 +47,15 @@ ut::task<bool> signals() {
     std::printf("received %s, then %s\n", strsignal(first), strsignal(second));
     // A wait that times out takes nothing.
     auto none = co_await ut::move_on_after(5ms, sigs.wait());
-    co_return first == SIGUSR1 && second == SIGUSR2 && !none;
+    bool ok = first == SIGUSR1 && second == SIGUSR2 && !none;
+    co_return ok;
 }  // the last set for SIGUSR1/2 is gone: their default dispositions are back
 
 ut::task<bool> both(std::string path) {
     bool f = co_await files(path);
     bool s = co_await signals();
-    co_return f && s;
+    bool ok = f && s;
+    co_return ok;
 }
 
 int main() {

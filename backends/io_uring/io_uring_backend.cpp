@@ -154,8 +154,8 @@ bool probe_completions(io_uring& ring) {
         if (io_uring_probe* p = io_uring_get_probe_ring(&ring)) {
             ok = true;
             for (int opcode : {IORING_OP_ACCEPT, IORING_OP_CONNECT, IORING_OP_RECV, IORING_OP_SEND,
-                               IORING_OP_READ, IORING_OP_WRITE, IORING_OP_FSYNC,
-                               IORING_OP_OPENAT, IORING_OP_ASYNC_CANCEL})
+                               IORING_OP_READ, IORING_OP_WRITE, IORING_OP_FSYNC, IORING_OP_OPENAT,
+                               IORING_OP_ASYNC_CANCEL})
                 ok = ok && io_uring_opcode_supported(p, opcode);
             io_uring_free_probe(p);
         }
@@ -451,8 +451,8 @@ void io_uring_backend::submit(completion_op& op) {
         io_uring_prep_write(sqe, op.fd, op.buf, len, op.offset);
         break;
     case completion_op::kind::fsync:
-        io_uring_prep_fsync(sqe, op.fd,
-                            (op.flags & completion_op::fsync_datasync) ? IORING_FSYNC_DATASYNC : 0u);
+        io_uring_prep_fsync(
+            sqe, op.fd, (op.flags & completion_op::fsync_datasync) ? IORING_FSYNC_DATASYNC : 0u);
         break;
     case completion_op::kind::openat:
         io_uring_prep_openat(sqe, AT_FDCWD, static_cast<const char*>(op.addr), op.flags, op.mode);
@@ -613,7 +613,8 @@ void io_uring_backend::on_op(op_record* r, int res) {
     if (closing_) {
         // Core may be gone: touch nothing of it, but do not leak a descriptor
         // that an accept or openat made after all.
-        if (res >= 0 && (kind == completion_op::kind::accept || kind == completion_op::kind::openat))
+        if (res >= 0 &&
+            (kind == completion_op::kind::accept || kind == completion_op::kind::openat))
             ::close(res);
         return;
     }

@@ -78,7 +78,7 @@ private:
 
     detail::io_object reader_;  // the pipe's read end
     std::vector<int> signals_;
-    int slot_ = -1;             // our entry in the handler's table; -1: moved from
+    int slot_ = -1;  // our entry in the handler's table; -1: moved from
 };
 
 }  // namespace uthreads

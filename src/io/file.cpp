@@ -19,12 +19,12 @@
 #include <cerrno>
 #include <exception>
 #include <limits>
-#include <type_traits>
 #include <stdexcept>
 #include <string>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <system_error>
+#include <type_traits>
 #include <unistd.h>
 
 namespace uthreads {
@@ -266,7 +266,8 @@ task<void> file::write(std::string_view data) {
 
 task<void> file::write_at(std::uint64_t offset, std::span<const std::byte> data) {
     if (!st_) return detail::closed_file<void>("write_at", path_);
-    if (auto e = detail::offset_error(offset, data.size(), "write_at")) return detail::failed<void>(e);
+    if (auto e = detail::offset_error(offset, data.size(), "write_at"))
+        return detail::failed<void>(e);
     return detail::write_impl(st_, data, offset, "write_at");
 }
 

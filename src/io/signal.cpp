@@ -70,7 +70,7 @@ std::atomic<int> table_size{0};
 struct registry {
     std::mutex mu;
     bool used[max_sets] = {};
-    int refs[NSIG] = {};             // live sets listing each signal
+    int refs[NSIG] = {};              // live sets listing each signal
     struct sigaction saved[NSIG] {};  // the disposition before the first of them
 };
 
@@ -160,8 +160,7 @@ void release_signal(registry& r, int sig) noexcept {
 
 signal_set::signal_set(std::initializer_list<int> signals) {
     for (int sig : signals) check_signal(sig);
-    if (signals.size() == 0)
-        throw std::invalid_argument("uthreads: signal_set: signals is empty");
+    if (signals.size() == 0) throw std::invalid_argument("uthreads: signal_set: signals is empty");
     signals_.assign(signals.begin(), signals.end());
     std::sort(signals_.begin(), signals_.end());
     signals_.erase(std::unique(signals_.begin(), signals_.end()), signals_.end());

@@ -45,7 +45,8 @@ struct known_handler {
     int sig;
     struct sigaction before {};
     struct sigaction installed {};  // as the kernel reports it back
-    explicit known_handler(int s) : sig(s) {
+    explicit known_handler(int s)
+        : sig(s) {
         struct sigaction sa {};
         sa.sa_handler = test_handler;
         sigemptyset(&sa.sa_mask);
@@ -59,7 +60,8 @@ struct known_handler {
 
     /// True if `sa` is exactly the disposition installed: handler, flags, mask.
     bool is(const struct sigaction& sa) const {
-        if (sa.sa_handler != installed.sa_handler || sa.sa_flags != installed.sa_flags) return false;
+        if (sa.sa_handler != installed.sa_handler || sa.sa_flags != installed.sa_flags)
+            return false;
         for (int i = 1; i < NSIG; ++i)
             if (sigismember(&sa.sa_mask, i) != sigismember(&installed.sa_mask, i)) return false;
         return true;

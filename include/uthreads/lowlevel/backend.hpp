@@ -51,16 +51,16 @@ struct completion_op {
     static constexpr int fsync_datasync = 1;
 
     kind op = kind::recv;
-    int fd = -1;                  // openat: ignored (paths are relative to the working directory)
-    void* buf = nullptr;          // recv/send/read/write buffer
+    int fd = -1;          // openat: ignored (paths are relative to the working directory)
+    void* buf = nullptr;  // recv/send/read/write buffer
     std::size_t len = 0;
-    std::uint64_t offset = 0;     // read/write: file offset, or current_position
-    void* addr = nullptr;         // connect: target sockaddr; accept: may be null;
-                                  // openat: the NUL-terminated path
+    std::uint64_t offset = 0;  // read/write: file offset, or current_position
+    void* addr = nullptr;      // connect: target sockaddr; accept: may be null;
+                               // openat: the NUL-terminated path
     unsigned addrlen = 0;
-    int flags = 0;                // send/recv flags (MSG_NOSIGNAL), accept4 flags,
-                                  // openat: open(2) flags, fsync: fsync_datasync or 0
-    unsigned mode = 0;            // openat: permission bits for a created file
+    int flags = 0;      // send/recv flags (MSG_NOSIGNAL), accept4 flags,
+                        // openat: open(2) flags, fsync: fsync_datasync or 0
+    unsigned mode = 0;  // openat: permission bits for a created file
     /// Called exactly once, on the loop thread from inside `run_once` (or a host
     /// callback in guest mode), with a system-call style result: >= 0 (for
     /// openat, the new descriptor), or -errno (-ECANCELED after a successful
