@@ -238,7 +238,7 @@ TEST_P(FileTest, ConcurrentReadsFromSeveralMicrothreads) {
     temp_dir dir;
     std::string path = dir.file("shared");
     constexpr int readers = 8;
-    constexpr std::size_t chunk = 256 * 1024;
+    constexpr std::size_t chunk = std::size_t{256} * 1024;
     std::vector<std::byte> data = pattern(readers * chunk, 7);
     int matched = 0;
     run_on_backend([&]() -> ut::task<> {
