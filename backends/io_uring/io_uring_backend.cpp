@@ -1,6 +1,6 @@
 // The Linux io_uring backend: readiness through one-shot IORING_OP_POLL_ADD, and
-// completion operations (accept, connect, recv, send, read, write) that the kernel
-// performs itself. Owned loop only: there is no guest mode.
+// completion operations (accept, connect, recv, send, read, write, fsync,
+// openat) that the kernel performs itself. Owned loop only: there is no guest mode.
 //
 // Some facts about io_uring this file relies on:
 // - A request is an SQE; its result arrives later as one CQE carrying the SQE's
@@ -38,6 +38,14 @@
 // - Sockets are nonblocking; since 5.7 (IORING_FEAT_FAST_POLL) io_uring waits for
 //   readiness itself instead of returning -EAGAIN, which completion operations
 //   depend on: supports_completions() is false on older kernels.
+// - Regular files have no readiness: a read or write on one is done inline when
+//   the page cache allows it and otherwise handed to an io-wq worker, where a
+//   cancel may find it already running and let it finish (the real result is
+//   reported). A read/write offset of -1 means "at the file position, and
+//   advance it" (IORING_FEAT_RW_CUR_POS, 5.6, which FAST_POLL implies).
+// - openat and fsync run in io-wq. openat's path is read when the request is
+//   prepared for io-wq, possibly after submission: core keeps it alive until the
+//   CQE, as it does buffers.
 // - io_uring_setup fails with EPERM when kernel.io_uring_disabled is set (or a
 //   seccomp filter forbids it) and ENOSYS when the kernel lacks it; the factory
 //   then throws, naming the epoll backend as the alternative.
@@ -45,6 +53,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <fcntl.h>
 #include <liburing.h>
 #include <memory>
 #include <poll.h>
@@ -125,8 +134,10 @@ struct watch {
 struct op_record : record {
     explicit op_record(completion_op* o) noexcept
         : record(kind::op)
-        , op(o) {}
+        , op(o)
+        , op_kind(o->op) {}
     completion_op* op;
+    completion_op::kind op_kind;  // for the destructor, when `op` may be gone
     bool cancel_requested = false;
     op_record* prev = nullptr;  // every op in flight, for the destructor
     op_record* next = nullptr;
@@ -143,7 +154,8 @@ bool probe_completions(io_uring& ring) {
         if (io_uring_probe* p = io_uring_get_probe_ring(&ring)) {
             ok = true;
             for (int opcode : {IORING_OP_ACCEPT, IORING_OP_CONNECT, IORING_OP_RECV, IORING_OP_SEND,
-                               IORING_OP_READ, IORING_OP_WRITE, IORING_OP_ASYNC_CANCEL})
+                               IORING_OP_READ, IORING_OP_WRITE, IORING_OP_FSYNC, IORING_OP_OPENAT,
+                               IORING_OP_ASYNC_CANCEL})
                 ok = ok && io_uring_opcode_supported(p, opcode);
             io_uring_free_probe(p);
         }
@@ -438,6 +450,13 @@ void io_uring_backend::submit(completion_op& op) {
     case completion_op::kind::write:
         io_uring_prep_write(sqe, op.fd, op.buf, len, op.offset);
         break;
+    case completion_op::kind::fsync:
+        io_uring_prep_fsync(
+            sqe, op.fd, (op.flags & completion_op::fsync_datasync) ? IORING_FSYNC_DATASYNC : 0u);
+        break;
+    case completion_op::kind::openat:
+        io_uring_prep_openat(sqe, AT_FDCWD, static_cast<const char*>(op.addr), op.flags, op.mode);
+        break;
     }
     io_uring_sqe_set_data(sqe, r.get());
     r->in_flight = true;
@@ -582,6 +601,7 @@ void io_uring_backend::on_poll(poll_slot* slot, int res) {
 
 void io_uring_backend::on_op(op_record* r, int res) {
     completion_op* op = r->op;
+    completion_op::kind kind = r->op_kind;
     if (r->cancel_requested && res == -EINTR) res = -ECANCELED;  // see the facts above
     r->in_flight = false;
     if (r->prev)
@@ -590,7 +610,14 @@ void io_uring_backend::on_op(op_record* r, int res) {
         ops_ = r->next;
     if (r->next) r->next->prev = r->prev;
     release(r);
-    if (closing_) return;  // core may be gone: touch nothing of it
+    if (closing_) {
+        // Core may be gone: touch nothing of it, but do not leak a descriptor
+        // that an accept or openat made after all.
+        if (res >= 0 &&
+            (kind == completion_op::kind::accept || kind == completion_op::kind::openat))
+            ::close(res);
+        return;
+    }
     op->backend_data = nullptr;
     // invariant: nothing of ours refers to `op` any more; core may free it now.
     op->complete(op, res);

@@ -15,6 +15,7 @@
 #include <uthreads/dns.hpp>
 #include <uthreads/errors.hpp>
 #include <uthreads/event.hpp>
+#include <uthreads/file.hpp>
 #include <uthreads/guest.hpp>
 #include <uthreads/mutex.hpp>
 #include <uthreads/net.hpp>
@@ -24,6 +25,7 @@
 #include <uthreads/promise.hpp>
 #include <uthreads/runtime.hpp>
 #include <uthreads/semaphore.hpp>
+#include <uthreads/signal.hpp>
 #include <uthreads/spawn.hpp>
 #include <uthreads/task.hpp>
 #include <uthreads/to_thread.hpp>

@@ -1,5 +1,5 @@
 // Unit tests for the io_uring backend through the lowlevel interface: completion
-// operations (accept, connect, recv, send, read, write, cancel) and readiness
+// operations (accept, connect, recv, send, read, write, fsync, openat, cancel) and readiness
 // (add/want/remove, late completions after remove, no spinning), wake-ups and
 // timeouts, on loopback sockets. The conformance suite covers the backend through
 // the public API; these check what core does not exercise yet.
@@ -317,6 +317,68 @@ TEST_F(IoUringBackendTest, ReadAndWriteAtOffsets) {
     b_->submit(bad);
     ASSERT_TRUE(run_until([&] { return bad.calls != 0; }));
     EXPECT_EQ(bad.result, -EBADF);
+}
+
+TEST_F(IoUringBackendTest, OpenatFsyncAndReadsAtTheFilePosition) {
+    if (!b_->supports_completions()) GTEST_SKIP() << "no completion operations on this kernel";
+    std::string path = (std::filesystem::temp_directory_path() /
+                        ("uthreads-io_uring-openat-" + std::to_string(::getpid())))
+                           .string();
+    ::unlink(path.c_str());
+
+    tracked_op missing(ll::completion_op::kind::openat, -1);
+    std::string nowhere = path + "/no/such/dir";
+    missing.addr = nowhere.data();
+    missing.flags = O_RDONLY | O_CLOEXEC;
+    b_->submit(missing);
+    ASSERT_TRUE(run_until([&] { return missing.calls != 0; }));
+    EXPECT_EQ(missing.result, -ENOENT);
+
+    tracked_op open(ll::completion_op::kind::openat, -1);
+    open.addr = path.data();
+    open.flags = O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC;
+    open.mode = 0600;
+    b_->submit(open);
+    ASSERT_TRUE(run_until([&] { return open.calls != 0; }));
+    ASSERT_GE(open.result, 0) << std::strerror(-open.result);
+    fd_guard file(open.result);
+    ::unlink(path.c_str());
+    EXPECT_TRUE(::fcntl(file.fd, F_GETFD) & FD_CLOEXEC);
+
+    char out[] = "uvwxyz";
+    tracked_op wr(ll::completion_op::kind::write, file.fd);
+    wr.buf = out;
+    wr.len = 6;
+    wr.offset = ll::completion_op::current_position;
+    b_->submit(wr);
+    ASSERT_TRUE(run_until([&] { return wr.calls != 0; }));
+    EXPECT_EQ(wr.result, 6);
+    EXPECT_EQ(::lseek(file.fd, 0, SEEK_CUR), 6) << "the write did not advance the position";
+
+    tracked_op sync(ll::completion_op::kind::fsync, file.fd);
+    b_->submit(sync);
+    tracked_op datasync(ll::completion_op::kind::fsync, file.fd);
+    datasync.flags = ll::completion_op::fsync_datasync;
+    b_->submit(datasync);
+    ASSERT_TRUE(run_until([&] { return sync.calls != 0 && datasync.calls != 0; }));
+    EXPECT_EQ(sync.result, 0);
+    EXPECT_EQ(datasync.result, 0);
+
+    // Two reads at the position: the second starts where the first stopped.
+    ASSERT_EQ(::lseek(file.fd, 0, SEEK_SET), 0);
+    char in[4] = {};
+    std::string seen;
+    for (int i = 0; i < 2; ++i) {
+        tracked_op rd(ll::completion_op::kind::read, file.fd);
+        rd.buf = in;
+        rd.len = 3;
+        rd.offset = ll::completion_op::current_position;
+        b_->submit(rd);
+        ASSERT_TRUE(run_until([&] { return rd.calls != 0; }));
+        ASSERT_EQ(rd.result, 3);
+        seen.append(in, 3);
+    }
+    EXPECT_EQ(seen, "uvwxyz");
 }
 
 // More operations than the submission queue holds (256), all cancelled at once:

@@ -39,22 +39,32 @@ struct io_watcher {
 };
 
 /// An operation a completion-based backend (io_uring) performs itself. Core
-/// fills it in, keeps it alive (with its buffer) until `complete` runs, and
-/// prefers these to readiness when `supports_completions()` is true.
+/// fills it in, keeps it alive (with its buffer, and the path of an openat)
+/// until `complete` runs, and prefers these to readiness when
+/// `supports_completions()` is true.
 struct completion_op {
-    enum class kind : unsigned char { accept, connect, recv, send, read, write };
+    enum class kind : unsigned char { accept, connect, recv, send, read, write, fsync, openat };
+    /// `offset` value for read/write meaning "at the file's own position, and
+    /// advance it", as read(2)/write(2) do (io_uring's offset -1).
+    static constexpr std::uint64_t current_position = ~std::uint64_t{0};
+    /// `flags` bit for fsync: flush data only, as fdatasync(2) does.
+    static constexpr int fsync_datasync = 1;
+
     kind op = kind::recv;
-    int fd = -1;
-    void* buf = nullptr;          // recv/send/read/write buffer
+    int fd = -1;          // openat: ignored (paths are relative to the working directory)
+    void* buf = nullptr;  // recv/send/read/write buffer
     std::size_t len = 0;
-    std::uint64_t offset = 0;     // read/write: file offset
-    void* addr = nullptr;         // connect: target sockaddr; accept: may be null
+    std::uint64_t offset = 0;  // read/write: file offset, or current_position
+    void* addr = nullptr;      // connect: target sockaddr; accept: may be null;
+                               // openat: the NUL-terminated path
     unsigned addrlen = 0;
-    int flags = 0;                // send/recv flags (MSG_NOSIGNAL), accept4 flags
+    int flags = 0;      // send/recv flags (MSG_NOSIGNAL), accept4 flags,
+                        // openat: open(2) flags, fsync: fsync_datasync or 0
+    unsigned mode = 0;  // openat: permission bits for a created file
     /// Called exactly once, on the loop thread from inside `run_once` (or a host
-    /// callback in guest mode), with a system-call style result: >= 0, or -errno
-    /// (-ECANCELED after a successful `cancel`). Like io_watcher::ready it only
-    /// schedules microthreads.
+    /// callback in guest mode), with a system-call style result: >= 0 (for
+    /// openat, the new descriptor), or -errno (-ECANCELED after a successful
+    /// `cancel`). Like io_watcher::ready it only schedules microthreads.
     void (*complete)(completion_op*, int result) = nullptr;
     void* backend_data = nullptr;
 };
