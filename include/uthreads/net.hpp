@@ -39,14 +39,14 @@ struct completion_wait;
 /// Registration state of one descriptor. Heap-allocated so its address, which
 /// the backend keeps, survives moves of the socket object.
 struct io_state : lowlevel::io_watcher, backend_registration {
-    scheduler* s = nullptr;          // runtime it is registered with, once registered
-    microthread* reader = nullptr;   // parked readers/writers (at most one each)
+    scheduler* s = nullptr;         // runtime it is registered with, once registered
+    microthread* reader = nullptr;  // parked readers/writers (at most one each)
     microthread* writer = nullptr;
-    void* reader_op = nullptr;       // their io_object::wait_operation
+    void* reader_op = nullptr;  // their io_object::wait_operation
     void* writer_op = nullptr;
-    completion_wait* read_completion = nullptr;   // pending completion ops
+    completion_wait* read_completion = nullptr;  // pending completion ops
     completion_wait* write_completion = nullptr;
-    unsigned interest = 0;           // directions last passed to backend::want
+    unsigned interest = 0;  // directions last passed to backend::want
 
     static void* operator new(std::size_t n) { return frame_alloc(n); }
     static void operator delete(void* p, std::size_t n) noexcept { frame_free(p, n); }
@@ -58,7 +58,8 @@ class io_object {
 public:
     io_object() noexcept = default;
     explicit io_object(int fd);
-    io_object(io_object&& o) noexcept : st_(std::exchange(o.st_, nullptr)) {}
+    io_object(io_object&& o) noexcept
+        : st_(std::exchange(o.st_, nullptr)) {}
     io_object& operator=(io_object&& o) noexcept {
         if (this != &o) {
             close();
@@ -316,8 +317,10 @@ void check_serve_limits(const serve_limits& limits);
 class connection_slot {
 public:
     connection_slot() noexcept = default;
-    explicit connection_slot(semaphore* s) noexcept : s_(s) {}
-    connection_slot(connection_slot&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+    explicit connection_slot(semaphore* s) noexcept
+        : s_(s) {}
+    connection_slot(connection_slot&& o) noexcept
+        : s_(std::exchange(o.s_, nullptr)) {}
     connection_slot& operator=(connection_slot&&) = delete;
     ~connection_slot() {
         if (s_) s_->release();

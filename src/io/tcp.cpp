@@ -66,13 +66,12 @@ std::string peer_of(int fd) {
     return format_endpoint(reinterpret_cast<sockaddr*>(&ss));
 }
 
-
 }  // namespace
 
 end_of_stream::end_of_stream(std::size_t got, std::size_t wanted)
     : std::runtime_error("uthreads: end of stream after " + std::to_string(got) + " of " +
-                         std::to_string(wanted) + " bytes"),
-      bytes_read(got) {}
+                         std::to_string(wanted) + " bytes")
+    , bytes_read(got) {}
 
 // ---- tcp_stream ---------------------------------------------------------
 // The byte-stream operations are detail::stream_socket's (stream_socket.cpp),
@@ -82,7 +81,8 @@ namespace {
 constexpr detail::stream_names tcp_names{"tcp_stream::read_some", "tcp_stream::write_all"};
 }  // namespace
 
-tcp_stream::tcp_stream(int fd, std::string peer) noexcept : sock_(fd, std::move(peer), &tcp_names) {}
+tcp_stream::tcp_stream(int fd, std::string peer) noexcept
+    : sock_(fd, std::move(peer), &tcp_names) {}
 
 task<tcp_stream> tcp_stream::connect(std::string host, std::uint16_t port) {
     return connect(std::move(host), port, connect_options{});
@@ -109,12 +109,12 @@ task<tcp_stream> tcp_stream::connect(std::string host, std::uint16_t port, conne
     } catch (const cancelled&) {
         if (!scope.expired_alone()) throw;
     }
-    throw_errno(ETIMEDOUT,
-                "connect to " + target + ": no connection after " +
-                    std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       *opts.timeout)
-                                       .count()) +
-                    " ms");
+    throw_errno(
+        ETIMEDOUT,
+        "connect to " + target + ": no connection after " +
+            std::to_string(
+                std::chrono::duration_cast<std::chrono::milliseconds>(*opts.timeout).count()) +
+            " ms");
 }
 
 task<tcp_stream> tcp_stream::connect_now(std::string host, std::uint16_t port, bool no_delay) {
@@ -151,19 +151,25 @@ task<tcp_stream> tcp_stream::connect_now(std::string host, std::uint16_t port, b
     co_return s;
 }
 
-task<std::size_t> tcp_stream::read_some(std::span<std::byte> buf) { return sock_.read_some(buf); }
+task<std::size_t> tcp_stream::read_some(std::span<std::byte> buf) {
+    return sock_.read_some(buf);
+}
 
 task<std::size_t> tcp_stream::read_some(std::span<char> buf) {
     return sock_.read_some(std::as_writable_bytes(buf));
 }
 
-task<void> tcp_stream::read_exact(std::span<std::byte> buf) { return sock_.read_exact(buf); }
+task<void> tcp_stream::read_exact(std::span<std::byte> buf) {
+    return sock_.read_exact(buf);
+}
 
 task<void> tcp_stream::read_exact(std::span<char> buf) {
     return sock_.read_exact(std::as_writable_bytes(buf));
 }
 
-task<void> tcp_stream::write_all(std::span<const std::byte> data) { return sock_.write_all(data); }
+task<void> tcp_stream::write_all(std::span<const std::byte> data) {
+    return sock_.write_all(data);
+}
 
 task<void> tcp_stream::write_all(std::string_view data) {
     return sock_.write_all(std::as_bytes(std::span<const char>(data.data(), data.size())));
@@ -173,7 +179,9 @@ task<void> tcp_stream::write_all(std::span<const std::span<const std::byte>> buf
     return sock_.write_all(buffers);
 }
 
-void tcp_stream::shutdown_write() { sock_.shutdown_write(); }
+void tcp_stream::shutdown_write() {
+    sock_.shutdown_write();
+}
 
 void tcp_stream::set_no_delay(bool on) {
     if (!is_open()) throw_errno(EBADF, "set_no_delay on " + peer() + ": stream is closed");
@@ -203,7 +211,9 @@ endpoint tcp_stream::peer_endpoint() const {
 
 // ---- tcp_listener -------------------------------------------------------
 
-tcp_listener::tcp_listener(int fd, std::string name) noexcept : io_(fd), name_(std::move(name)) {}
+tcp_listener::tcp_listener(int fd, std::string name) noexcept
+    : io_(fd)
+    , name_(std::move(name)) {}
 
 tcp_listener tcp_listener::bind(const std::string& host, std::uint16_t port, int backlog) {
     return bind(host, port, listen_options{.backlog = backlog});

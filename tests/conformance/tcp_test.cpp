@@ -466,8 +466,7 @@ TEST_P(TcpTest, ConnectionRefusedNamesThePeer) {
             what = e.what();
         }
     }());
-    EXPECT_NE(what.find("connect to 127.0.0.1:" + std::to_string(port)), std::string::npos)
-        << what;
+    EXPECT_NE(what.find("connect to 127.0.0.1:" + std::to_string(port)), std::string::npos) << what;
 }
 
 TEST_P(TcpTest, ConnectTimeoutThrowsEtimedoutNamingThePeer) {
@@ -571,17 +570,17 @@ TEST_P(TcpTest, PeerResetIsEconnresetForTheReaderAndAnErrorForTheWriter) {
         {
             auto [server, client] = co_await connected_pair(l);
             peer = server.peer();
-            auto reader = ut::spawn([](ut::tcp_stream& s, std::error_code& code,
-                                       std::string& what) -> ut::task<> {
-                char buf[16];
-                try {
-                    co_await s.read_some(std::span<char>(buf));
-                    ADD_FAILURE() << "read_some returned after a reset";
-                } catch (const std::system_error& e) {
-                    code = e.code();
-                    what = e.what();
-                }
-            }(server, read_code, read_what));
+            auto reader = ut::spawn(
+                [](ut::tcp_stream& s, std::error_code& code, std::string& what) -> ut::task<> {
+                    char buf[16];
+                    try {
+                        co_await s.read_some(std::span<char>(buf));
+                        ADD_FAILURE() << "read_some returned after a reset";
+                    } catch (const std::system_error& e) {
+                        code = e.code();
+                        what = e.what();
+                    }
+                }(server, read_code, read_what));
             co_await ut::yield_now();
             linger lg{1, 0};  // close with RST
             ::setsockopt(client.native_handle(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
@@ -800,21 +799,21 @@ TEST_P(TcpTest, ServeTcpLimitCapsConcurrentHandlers) {
         auto l = ut::tcp_listener::bind("127.0.0.1", 0);
         int current = 0, entered = 0;
         ut::event release;
-        auto server = ut::spawn(
-            ut::serve_tcp(
-                l,
-                [&](ut::tcp_stream s) -> ut::task<> {
-                    ++entered;
-                    max_seen = std::max(max_seen, ++current);
-                    co_await release.wait();
-                    co_await ut::sleep_for(1ms);  // overlap with the next handlers
-                    char b = 0;
-                    co_await s.read_exact(std::span<char>(&b, 1));
-                    co_await s.write_all(std::string_view(&b, 1));
-                    --current;
-                },
-                ut::serve_limits{.max_connections = limit}),
-            "server");
+        auto server =
+            ut::spawn(ut::serve_tcp(
+                          l,
+                          [&](ut::tcp_stream s) -> ut::task<> {
+                              ++entered;
+                              max_seen = std::max(max_seen, ++current);
+                              co_await release.wait();
+                              co_await ut::sleep_for(1ms);  // overlap with the next handlers
+                              char b = 0;
+                              co_await s.read_exact(std::span<char>(&b, 1));
+                              co_await s.write_all(std::string_view(&b, 1));
+                              --current;
+                          },
+                          ut::serve_limits{.max_connections = limit}),
+                      "server");
         std::uint16_t port = l.port();
         std::vector<ut::join_handle<void>> hs;
         for (int i = 0; i < clients; ++i)
@@ -848,21 +847,20 @@ TEST_P(TcpTest, CancellingALimitedServeTcpJoinsHandlersAndLeavesTheBacklog) {
     int eof_or_reset = 0;
     run_on_backend([&]() -> ut::task<> {
         auto l = ut::tcp_listener::bind("127.0.0.1", 0);
-        auto server = ut::spawn(
-            ut::serve_tcp(
-                l,
-                [&](ut::tcp_stream s) -> ut::task<> {
-                    ++entered;
-                    try {
-                        char b;
-                        co_await s.read_some(std::span<char>(&b, 1));
-                    } catch (const ut::cancelled&) {
-                        ++cancelled_handlers;
-                        throw;
-                    }
-                },
-                ut::serve_limits{.max_connections = limit}),
-            "server");
+        auto server = ut::spawn(ut::serve_tcp(
+                                    l,
+                                    [&](ut::tcp_stream s) -> ut::task<> {
+                                        ++entered;
+                                        try {
+                                            char b;
+                                            co_await s.read_some(std::span<char>(&b, 1));
+                                        } catch (const ut::cancelled&) {
+                                            ++cancelled_handlers;
+                                            throw;
+                                        }
+                                    },
+                                    ut::serve_limits{.max_connections = limit}),
+                                "server");
         std::vector<ut::tcp_stream> conns;
         for (int i = 0; i < 5; ++i)
             conns.push_back(co_await ut::tcp_stream::connect("127.0.0.1", l.port()));
@@ -887,8 +885,7 @@ TEST_P(TcpTest, CancellingALimitedServeTcpJoinsHandlersAndLeavesTheBacklog) {
     EXPECT_EQ(eof_or_reset, 5);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllBackends, TcpTest, ::testing::ValuesIn(suite_params()),
-                         backend_name{});
+INSTANTIATE_TEST_SUITE_P(AllBackends, TcpTest, ::testing::ValuesIn(suite_params()), backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance
