@@ -63,7 +63,9 @@ private:
 /// Membership for the lifetime of a connection, however it ends.
 class membership {
 public:
-    membership(room& r, member& m) : r_(r), m_(m) {
+    membership(room& r, member& m)
+        : r_(r)
+        , m_(m) {
         r_.join(&m_);
         r_.broadcast("* " + m_.nick + " joined", &m_);
     }
@@ -132,7 +134,8 @@ struct chat_client {
     ut::buffered_reader<ut::tcp_stream> in{s};
     std::vector<std::string> seen;
 
-    explicit chat_client(ut::tcp_stream st) : s(std::move(st)) {}
+    explicit chat_client(ut::tcp_stream st)
+        : s(std::move(st)) {}
 
     ut::task<> say(std::string line) { co_await s.write_all(line + "\n"); }
 

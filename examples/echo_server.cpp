@@ -44,8 +44,8 @@ ut::task<> serve(ut::tcp_listener& l) {
 /// One client: a gather write of a header and a body, then read it all back.
 ut::task<bool> client(std::uint16_t port, int id) {
     ut::tcp_stream c = co_await ut::tcp_stream::connect("127.0.0.1", port, 5s);
-    std::string header = "client " + std::to_string(id) + " from " +
-                         c.local_endpoint().to_string() + "\n";
+    std::string header =
+        "client " + std::to_string(id) + " from " + c.local_endpoint().to_string() + "\n";
     std::string body(static_cast<std::size_t>(1000 + id * 4099), static_cast<char>('a' + id % 26));
     std::array<std::span<const std::byte>, 2> parts{std::as_bytes(std::span(header)),
                                                     std::as_bytes(std::span(body))};

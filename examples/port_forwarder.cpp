@@ -119,8 +119,8 @@ ut::task<int> self_test() {
 
 ut::task<int> serve_forever(std::uint16_t port, target t) {
     ut::tcp_listener l = ut::tcp_listener::bind("::", port);
-    std::printf("forwarding %s -> %s:%u\n", l.local_endpoint().to_string().c_str(),
-                t.host.c_str(), static_cast<unsigned>(t.port));
+    std::printf("forwarding %s -> %s:%u\n", l.local_endpoint().to_string().c_str(), t.host.c_str(),
+                static_cast<unsigned>(t.port));
     std::fflush(stdout);
     co_await serve(l, std::move(t));
     co_return 0;

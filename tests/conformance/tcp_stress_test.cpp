@@ -1,7 +1,7 @@
 // TCP under load, identical on every backend: echo round trips from 1 byte to
-// 16 MiB, ten thousand connections opened and closed with the descriptor count
-// back to its baseline, partial writes through tiny socket buffers to a slow
-// reader, and every operation cancelled at random points.
+// 16 MiB, large transfers over a half-closed connection, ten thousand connections opened and closed
+// with the descriptor count back to its baseline, partial writes through tiny socket buffers to a
+// slow reader, and every operation cancelled at random points.
 
 #include "conformance.hpp"
 
@@ -78,6 +78,45 @@ TEST_P(TcpStressTest, EchoRoundTripsFromOneByteTo16MiB) {
     }());
     EXPECT_TRUE(mismatches.empty())
         << "echo differs for sizes: " << ::testing::PrintToString(mismatches);
+}
+
+TEST_P(TcpStressTest, HalfCloseCarriesLargeTransfersBothWays) {
+    // The client sends 4 MiB and shuts down its side; the server reads to the
+    // end of stream and only then answers with 4 MiB of its own over the
+    // direction that is still open, then closes.
+    auto request = random_bytes(std::size_t{4} << 20, 41);
+    auto response = random_bytes(std::size_t{4} << 20, 42);
+    std::vector<std::byte> got_request, got_response;
+    bool client_write_failed_after_shutdown = false;
+    run_on_backend([&]() -> ut::task<> {
+        auto l = ut::tcp_listener::bind("127.0.0.1", 0);
+        auto [server, client] = co_await connected_pair(l);
+        auto srv = ut::spawn(
+            [](ut::tcp_stream& s, std::vector<std::byte>& in,
+               const std::vector<std::byte>& out) -> ut::task<> {
+                std::vector<std::byte> buf(64 * 1024);
+                while (std::size_t n = co_await s.read_some(std::span<std::byte>(buf)))
+                    in.insert(in.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+                co_await s.write_all(std::span<const std::byte>(out));
+                s.close();
+            }(server, got_request, response),
+            "server");
+        co_await client.write_all(std::span<const std::byte>(request));
+        client.shutdown_write();
+        try {
+            co_await client.write_all(std::string_view("late"));
+        } catch (const std::system_error& e) {
+            client_write_failed_after_shutdown = e.code() == std::errc::broken_pipe;
+        }
+        std::vector<std::byte> buf(64 * 1024);
+        while (std::size_t n = co_await client.read_some(std::span<std::byte>(buf)))
+            got_response.insert(got_response.end(), buf.begin(),
+                                buf.begin() + static_cast<std::ptrdiff_t>(n));
+        co_await srv;
+    }());
+    EXPECT_TRUE(got_request == request) << got_request.size() << " bytes arrived";
+    EXPECT_TRUE(got_response == response) << got_response.size() << " bytes came back";
+    EXPECT_TRUE(client_write_failed_after_shutdown) << "writing after shutdown_write succeeded";
 }
 
 TEST_P(TcpStressTest, TenThousandConnectionsLeaveNoDescriptorBehind) {
