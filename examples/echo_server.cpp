@@ -28,7 +28,7 @@ namespace {
 
 /// Copy everything the client sends back to it, until it shuts down its side.
 ut::task<> echo(ut::tcp_stream s) {
-    std::array<char, 16 * 1024> buf;
+    std::array<char, std::size_t{16} * 1024> buf;
     for (;;) {
         std::size_t n = co_await s.read_some(std::span<char>(buf));
         if (n == 0) co_return;  // the client closed its sending side: we are done

@@ -34,7 +34,7 @@ namespace {
 
 /// Copy `from` to `to` until end of stream, then pass the end of stream on.
 ut::task<> copy_one_way(ut::tcp_stream& from, ut::tcp_stream& to) {
-    std::array<std::byte, 64 * 1024> buf;
+    std::array<std::byte, std::size_t{64} * 1024> buf;
     for (;;) {
         std::size_t n = co_await from.read_some(std::span<std::byte>(buf));
         if (n == 0) break;
@@ -62,7 +62,7 @@ ut::task<> serve(ut::tcp_listener& l, target t) {
 // ------------------------------------------------------------------ self-test
 
 ut::task<> echo(ut::tcp_stream s) {
-    std::array<char, 16 * 1024> buf;
+    std::array<char, std::size_t{16} * 1024> buf;
     while (std::size_t n = co_await s.read_some(std::span<char>(buf)))
         co_await s.write_all(std::string_view(buf.data(), n));
     // Returning closes the stream: the forwarder sees end of stream and passes it on.
@@ -74,7 +74,7 @@ ut::task<bool> round_trip(std::uint16_t port, std::vector<std::byte> data) {
     std::vector<std::byte> back;
     auto reader = ut::spawn(
         [](ut::tcp_stream& s, std::vector<std::byte>& out) -> ut::task<> {
-            std::array<std::byte, 16 * 1024> buf;
+            std::array<std::byte, std::size_t{16} * 1024> buf;
             while (std::size_t n = co_await s.read_some(std::span<std::byte>(buf)))
                 out.insert(out.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
         }(c, back),

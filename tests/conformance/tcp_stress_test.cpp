@@ -94,7 +94,7 @@ TEST_P(TcpStressTest, HalfCloseCarriesLargeTransfersBothWays) {
         auto srv = ut::spawn(
             [](ut::tcp_stream& s, std::vector<std::byte>& in,
                const std::vector<std::byte>& out) -> ut::task<> {
-                std::vector<std::byte> buf(64 * 1024);
+                std::vector<std::byte> buf(std::size_t{64} * 1024);
                 while (std::size_t n = co_await s.read_some(std::span<std::byte>(buf)))
                     in.insert(in.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
                 co_await s.write_all(std::span<const std::byte>(out));
@@ -108,7 +108,7 @@ TEST_P(TcpStressTest, HalfCloseCarriesLargeTransfersBothWays) {
         } catch (const std::system_error& e) {
             client_write_failed_after_shutdown = e.code() == std::errc::broken_pipe;
         }
-        std::vector<std::byte> buf(64 * 1024);
+        std::vector<std::byte> buf(std::size_t{64} * 1024);
         while (std::size_t n = co_await client.read_some(std::span<std::byte>(buf)))
             got_response.insert(got_response.end(), buf.begin(),
                                 buf.begin() + static_cast<std::ptrdiff_t>(n));
@@ -263,7 +263,7 @@ TEST_P(TcpStressTest, EveryOperationCancelledAtRandomPoints) {
             auto peer = ut::spawn(
                 [](ut::tcp_stream& s, unsigned mode,
                    const std::vector<std::byte>& data) -> ut::task<> {
-                    std::vector<std::byte> buf(64 * 1024);
+                    std::vector<std::byte> buf(std::size_t{64} * 1024);
                     try {
                         if (mode % 2 == 0) {
                             for (int i = 0; i < 16; ++i) {
@@ -316,7 +316,7 @@ TEST_P(TcpStressTest, EveryOperationCancelledAtRandomPoints) {
                 co_await cut_at_random(
                     rng,
                     [](ut::tcp_stream& s) -> ut::task<> {
-                        std::vector<std::byte> b(16 * 4096);
+                        std::vector<std::byte> b(std::size_t{16} * 4096);
                         co_await s.read_exact(std::span<std::byte>(b));
                     }(client),
                     completed, cut);
