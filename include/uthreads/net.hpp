@@ -7,7 +7,9 @@
 /// concurrent connections).
 ///
 /// Every operation tries the system call first and parks the microthread only
-/// on EAGAIN, so a socket with data ready costs no wait. Every awaitable here is
+/// on EAGAIN, so a socket with data ready costs no wait (on io_uring, a
+/// would-block operation is then handed to the kernel as a completion; connect
+/// goes to the kernel as IORING_OP_CONNECT directly). Every awaitable here is
 /// a suspension and cancellation point; docs/cancel-safety.md says what
 /// cancelling each one can lose. Errors are std::system_error carrying errno and
 /// naming the operation and the peer. Writes use MSG_NOSIGNAL: a closed peer is
