@@ -1,8 +1,15 @@
 /// \file
 /// TCP: `tcp_listener`, `tcp_stream`, `serve_tcp`.
 ///
+/// IPv4 and IPv6 alike: a host is a numeric address ("127.0.0.1", "::1") or a
+/// name. Options: `listen_options` (backlog, SO_REUSEPORT, IPV6_V6ONLY),
+/// `connect_options` (a timeout, TCP_NODELAY), `serve_limits` (a cap on
+/// concurrent connections).
+///
 /// Every operation tries the system call first and parks the microthread only
-/// on EAGAIN, so a socket with data ready costs no wait. Every awaitable here is
+/// on EAGAIN, so a socket with data ready costs no wait (on io_uring, a
+/// would-block operation is then handed to the kernel as a completion; connect
+/// goes to the kernel as IORING_OP_CONNECT directly). Every awaitable here is
 /// a suspension and cancellation point; docs/cancel-safety.md says what
 /// cancelling each one can lose. Errors are std::system_error carrying errno and
 /// naming the operation and the peer. Writes use MSG_NOSIGNAL: a closed peer is
@@ -12,11 +19,14 @@
 /// microthread reads and one writes at a time.
 #pragma once
 
+#include <uthreads/dns.hpp>
 #include <uthreads/lowlevel/backend.hpp>
 #include <uthreads/nursery.hpp>
+#include <uthreads/semaphore.hpp>
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -31,14 +41,14 @@ struct completion_wait;
 /// Registration state of one descriptor. Heap-allocated so its address, which
 /// the backend keeps, survives moves of the socket object.
 struct io_state : lowlevel::io_watcher, backend_registration {
-    scheduler* s = nullptr;          // runtime it is registered with, once registered
-    microthread* reader = nullptr;   // parked readers/writers (at most one each)
+    scheduler* s = nullptr;         // runtime it is registered with, once registered
+    microthread* reader = nullptr;  // parked readers/writers (at most one each)
     microthread* writer = nullptr;
-    void* reader_op = nullptr;       // their io_object::wait_operation
+    void* reader_op = nullptr;  // their io_object::wait_operation
     void* writer_op = nullptr;
-    completion_wait* read_completion = nullptr;   // pending completion ops
+    completion_wait* read_completion = nullptr;  // pending completion ops
     completion_wait* write_completion = nullptr;
-    unsigned interest = 0;           // directions last passed to backend::want
+    unsigned interest = 0;  // directions last passed to backend::want
 
     static void* operator new(std::size_t n) { return frame_alloc(n); }
     static void operator delete(void* p, std::size_t n) noexcept { frame_free(p, n); }
@@ -50,7 +60,8 @@ class io_object {
 public:
     io_object() noexcept = default;
     explicit io_object(int fd);
-    io_object(io_object&& o) noexcept : st_(std::exchange(o.st_, nullptr)) {}
+    io_object(io_object&& o) noexcept
+        : st_(std::exchange(o.st_, nullptr)) {}
     io_object& operator=(io_object&& o) noexcept {
         if (this != &o) {
             close();
@@ -115,6 +126,7 @@ public:
     task<std::size_t> read_some(std::span<std::byte> buf);
     task<void> read_exact(std::span<std::byte> buf);
     task<void> write_all(std::span<const std::byte> data);
+    task<void> write_all(std::span<const std::span<const std::byte>> buffers);
     void shutdown_write();
     void close() noexcept { io_.close(); }
 
@@ -129,7 +141,26 @@ private:
 };
 }  // namespace detail
 
+/// Options of `tcp_stream::connect`.
+struct connect_options {
+    /// Give up once this much time has passed (resolving the name and the
+    /// handshake together): the connect then throws std::system_error with
+    /// ETIMEDOUT naming the peer, as the kernel's own timeout would. nullopt
+    /// (the default) leaves only the kernel's limit (about two minutes on
+    /// Linux). A negative timeout is std::invalid_argument. Name resolution runs
+    /// on the blocking pool and cannot be interrupted: a slow resolve can
+    /// overrun the timeout, which then fires as soon as it returns.
+    std::optional<clock::duration> timeout;
+    /// TCP_NODELAY (Nagle's algorithm off) on the new stream; see
+    /// tcp_stream::set_no_delay.
+    bool no_delay = true;
+};
+
 /// A connected TCP stream. Move-only; closes on destruction.
+///
+/// Streams made by `connect` and `accept` have TCP_NODELAY set by default
+/// (small writes are sent at once, as request/response protocols want); turn it
+/// off with `set_no_delay(false)` or the `no_delay` options.
 class tcp_stream {
 public:
     tcp_stream() noexcept = default;
@@ -142,6 +173,14 @@ public:
     /// peer, std::invalid_argument for an empty host.
     /// Cancellation point (loses nothing; the half-open socket is closed).
     static task<tcp_stream> connect(std::string host, std::uint16_t port);
+    /// As above, with `opts` (see connect_options): a timeout, TCP_NODELAY.
+    /// On a completion backend (io_uring) the handshake is the kernel's
+    /// IORING_OP_CONNECT; elsewhere a non-blocking connect and a wait for
+    /// writability. Cancellation point (loses nothing; the half-open socket is
+    /// closed); a timeout is this cancellation, reported as ETIMEDOUT.
+    static task<tcp_stream> connect(std::string host, std::uint16_t port, connect_options opts);
+    /// Shorthand for connect(host, port, {.timeout = timeout}).
+    static task<tcp_stream> connect(std::string host, std::uint16_t port, clock::duration timeout);
 
     /// Read at least one byte (returns 0 only at end of stream or for an empty
     /// buffer). Cancellation point: loses nothing (no bytes were consumed).
@@ -160,8 +199,33 @@ public:
     task<void> write_all(std::span<const std::byte> data);
     task<void> write_all(std::string_view data);
 
+    /// Gather write: every byte of every buffer, in order, as if they were one
+    /// buffer, with sendmsg(2) and up to 64 buffers per system call (so a header
+    /// and a body need no copy and no second system call). A write the kernel
+    /// takes only in part resumes in the middle of the buffer it stopped in.
+    /// Empty buffers are skipped. The buffers must stay alive and unchanged
+    /// until the task finishes. Cancellation point: as write_all(data), a
+    /// prefix of the concatenation of unknown length may have been written;
+    /// close the stream.
+    task<void> write_all(std::span<const std::span<const std::byte>> buffers);
+
     /// Shut down the sending direction (the peer reads end of stream).
     void shutdown_write();
+
+    /// Set or clear TCP_NODELAY. On (the default for every stream this library
+    /// makes), small writes go out at once; off, Nagle's algorithm coalesces
+    /// them while data is unacknowledged. Throws std::system_error naming the
+    /// peer (EBADF if closed). Not a suspension point.
+    void set_no_delay(bool on);
+    /// Whether TCP_NODELAY is set (read back with getsockopt).
+    bool no_delay() const;
+
+    /// The local address and port of the connection (getsockname), and the
+    /// peer's (getpeername). Throw std::system_error naming the peer: EBADF if
+    /// closed, ENOTCONN for peer_endpoint once the connection was reset.
+    endpoint local_endpoint() const;
+    endpoint peer_endpoint() const;
+
     /// Close now; parked operations fail with EBADF. Idempotent.
     void close() noexcept { sock_.close(); }
     bool is_open() const noexcept { return sock_.io().is_open(); }
@@ -170,6 +234,7 @@ public:
     const std::string& peer() const noexcept { return sock_.peer(); }
 
 private:
+    static task<tcp_stream> connect_now(std::string host, std::uint16_t port, bool no_delay);
     detail::stream_socket sock_;
 };
 
@@ -178,6 +243,24 @@ class end_of_stream : public std::runtime_error {
 public:
     explicit end_of_stream(std::size_t got, std::size_t wanted);
     std::size_t bytes_read;
+};
+
+/// Options of `tcp_listener::bind`.
+struct listen_options {
+    /// Connections the kernel queues before `accept` takes them (listen(2); the
+    /// kernel caps it at net.core.somaxconn). Must be positive.
+    int backlog = 1024;
+    /// SO_REUSEPORT: several listening sockets, in this process or others, may
+    /// bind the same address and port, and the kernel spreads new connections
+    /// among them (DESIGN.md §5: outgrowing one process). Every socket sharing
+    /// the port must set it, and belong to the same user.
+    bool reuse_port = false;
+    /// IPV6_V6ONLY, for an IPv6 address only: false (the default, whatever the
+    /// system's net.ipv6.bindv6only) lets "::" accept IPv4 connections too, as
+    /// IPv4-mapped addresses (::ffff:a.b.c.d); true keeps the socket IPv6-only.
+    bool ipv6_only = false;
+    /// TCP_NODELAY on every accepted stream (see tcp_stream::set_no_delay).
+    bool no_delay = true;
 };
 
 /// A listening TCP socket. Move-only; closes on destruction.
@@ -192,9 +275,17 @@ public:
     /// std::system_error (e.g. EADDRINUSE) naming the address. Not a suspension
     /// point; may be called outside a runtime.
     static tcp_listener bind(const std::string& host, std::uint16_t port, int backlog = 1024);
+    /// As above, with `opts` (see listen_options): backlog, SO_REUSEPORT,
+    /// IPV6_V6ONLY, TCP_NODELAY of accepted streams. Throws
+    /// std::invalid_argument naming `backlog` if it is not positive.
+    static tcp_listener bind(const std::string& host, std::uint16_t port,
+                             const listen_options& opts);
 
     /// The bound port (useful after binding port 0).
     std::uint16_t port() const;
+    /// The bound address and port (getsockname). Throws std::system_error
+    /// (EBADF if closed).
+    endpoint local_endpoint() const;
 
     /// Accept one connection. On EMFILE/ENFILE it backs off (sleeping, doubling
     /// from 1 ms to 100 ms) instead of spinning. Cancellation point: loses
@@ -209,6 +300,16 @@ private:
     explicit tcp_listener(int fd, std::string name) noexcept;
     detail::io_object io_;
     std::string name_;
+    bool no_delay_ = true;
+};
+
+/// Limits of `serve_tcp`.
+struct serve_limits {
+    /// At most this many handlers run at once (0, the default: no limit). At the
+    /// limit serve_tcp stops accepting, so further connections wait in the
+    /// listen backlog (and beyond it, in the clients' SYN retries) until a
+    /// handler finishes. Must not exceed PTRDIFF_MAX.
+    std::size_t max_connections = 0;
 };
 
 namespace detail {
@@ -219,8 +320,30 @@ task<int> accept_socket(io_object& listener, const std::string& name, const char
 
 void report_connection_error(const std::string& peer, std::exception_ptr e) noexcept;
 
+/// Throws std::invalid_argument if `limits` cannot be honoured.
+void check_serve_limits(const serve_limits& limits);
+
+/// One unit of serve_tcp's connection semaphore, returned when the connection's
+/// microthread ends (however it ends, even if it never started).
+class connection_slot {
+public:
+    connection_slot() noexcept = default;
+    explicit connection_slot(semaphore* s) noexcept
+        : s_(s) {}
+    connection_slot(connection_slot&& o) noexcept
+        : s_(std::exchange(o.s_, nullptr)) {}
+    connection_slot& operator=(connection_slot&&) = delete;
+    ~connection_slot() {
+        if (s_) s_->release();
+    }
+
+private:
+    semaphore* s_ = nullptr;
+};
+
 template <class Handler>
-task<void> serve_connection(Handler& handler, tcp_stream s) {
+task<void> serve_connection(Handler& handler, tcp_stream s, connection_slot slot) {
+    (void)slot;  // held until the handler has finished
     std::string peer = s.peer();
     try {
         co_await handler(std::move(s));
@@ -237,13 +360,30 @@ task<void> serve_connection(Handler& handler, tcp_stream s) {
 /// exception escaping one handler is reported to the unhandled-exception handler
 /// (with the peer) and does not stop the server. Cancelling the server cancels and
 /// joins every in-flight handler. The listener must outlive the call.
+///
+/// With `limits.max_connections` = N > 0, at most N handlers run at once: the
+/// loop takes a unit of a semaphore before each accept and the connection's
+/// microthread returns it when the handler ends, so at the limit connections
+/// stay unaccepted in the backlog until one finishes. Throws
+/// std::invalid_argument naming `max_connections` if it exceeds PTRDIFF_MAX.
+/// Suspension and cancellation point (what the handlers lose; see
+/// docs/cancel-safety.md).
 template <class Handler>
-task<void> serve_tcp(tcp_listener& listener, Handler handler) {
+task<void> serve_tcp(tcp_listener& listener, Handler handler, serve_limits limits = {}) {
+    detail::check_serve_limits(limits);
+    std::optional<semaphore> slots;
+    if (limits.max_connections > 0)
+        slots.emplace(static_cast<std::ptrdiff_t>(limits.max_connections));
     co_await with_nursery([&](nursery& n) -> task<void> {
         for (;;) {
+            if (slots) co_await slots->acquire();
+            // No suspension point between taking the unit and handing it to
+            // the guard, so a cancellation cannot leak it.
+            detail::connection_slot slot(slots ? &*slots : nullptr);
             tcp_stream s = co_await listener.accept();
             std::string name = "serve_tcp: " + s.peer();
-            n.spawn(detail::serve_connection(handler, std::move(s)), std::move(name));
+            n.spawn(detail::serve_connection(handler, std::move(s), std::move(slot)),
+                    std::move(name));
         }
     });
 }

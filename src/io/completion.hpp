@@ -79,4 +79,15 @@ struct completion_wait : wait_node, lowlevel::completion_op {
     }
 };
 
+/// True if the calling runtime's backend performs completion operations.
+bool backend_has_completions();
+
+/// Hand a would-block operation on `io` to the completion backend and wait for
+/// its result (>= 0, or -errno). `is_read` picks the direction slot that
+/// io_object::close cancels; `addr`/`addrlen` are connect's target (alive until
+/// the task finishes). Only called when backend_has_completions().
+task<int> await_completion(io_object& io, lowlevel::completion_op::kind kind, void* buf,
+                           std::size_t len, int flags, bool is_read, const char* what,
+                           void* addr = nullptr, unsigned addrlen = 0);
+
 }  // namespace uthreads::detail

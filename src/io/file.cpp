@@ -63,7 +63,7 @@ std::string closed_path(const std::string& path) {
     return path.empty() ? std::string("(no file)") : path + " (closed)";
 }
 
-bool backend_has_completions(const char* what) {
+bool completions_available(const char* what) {
     return current_scheduler(what).backend().supports_completions();
 }
 
@@ -81,7 +81,7 @@ task<int> run_completion(lowlevel::completion_op op, const char* what) {
 /// position): >= 0 bytes transferred, or -errno.
 task<long> transfer(const file_state& st, op_kind kind, void* buf, std::size_t len,
                     std::uint64_t offset, const char* what) {
-    if (backend_has_completions(what)) {
+    if (completions_available(what)) {
         lowlevel::completion_op op;
         op.op = kind;
         op.fd = st.fd;
@@ -142,7 +142,7 @@ task<void> write_impl(std::shared_ptr<file_state> st, std::span<const std::byte>
 task<void> sync_impl(std::shared_ptr<file_state> st, bool data_only, const char* what) {
     co_await checkpoint(what);
     int r;
-    if (backend_has_completions(what)) {
+    if (completions_available(what)) {
         lowlevel::completion_op op;
         op.op = op_kind::fsync;
         op.fd = st->fd;
@@ -215,7 +215,7 @@ task<file> file::open(std::string path, int flags, unsigned perms) {
     co_await detail::checkpoint("file::open");
     flags |= O_CLOEXEC;
     int fd;
-    if (detail::backend_has_completions("file::open")) {
+    if (detail::completions_available("file::open")) {
         lowlevel::completion_op op;
         op.op = lowlevel::completion_op::kind::openat;
         op.addr = path.data();  // NUL-terminated; lives in this frame until completion

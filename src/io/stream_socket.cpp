@@ -10,11 +10,13 @@
 #include <uthreads/net.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <ctime>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <system_error>
 #include <unistd.h>
 
@@ -26,10 +28,11 @@ namespace {
     throw std::system_error(err, std::system_category(), "uthreads: " + what);
 }
 
-// Hand a would-block operation to a completion backend and wait for its result
-// (>= 0, or -errno). Only called when the backend supports completions.
+}  // namespace
+
 task<int> await_completion(io_object& io, lowlevel::completion_op::kind kind, void* buf,
-                           std::size_t len, int flags, bool is_read, const char* what) {
+                           std::size_t len, int flags, bool is_read, const char* what, void* addr,
+                           unsigned addrlen) {
     completion_wait w;
     w.s = &current_scheduler(what);
     w.what = what;
@@ -38,6 +41,8 @@ task<int> await_completion(io_object& io, lowlevel::completion_op::kind kind, vo
     w.buf = buf;
     w.len = len;
     w.flags = flags;
+    w.addr = addr;
+    w.addrlen = addrlen;
     w.st = io.state();
     w.slot = is_read ? &w.st->read_completion : &w.st->write_completion;
     co_return co_await w;
@@ -46,6 +51,8 @@ task<int> await_completion(io_object& io, lowlevel::completion_op::kind kind, vo
 bool backend_has_completions() {
     return tls_scheduler->backend().supports_completions();
 }
+
+namespace {
 
 // write(2) to a pipe whose reader is gone raises SIGPIPE, whose default action
 // kills the process, and unlike send(2) it has no MSG_NOSIGNAL. Setting the
@@ -152,6 +159,92 @@ task<void> stream_socket::write_all(std::span<const std::byte> data) {
                                               names_->write_all);
             if (r >= 0) {
                 done += static_cast<std::size_t>(r);
+                continue;
+            }
+            err = -r;
+            if (err == EAGAIN || err == EWOULDBLOCK) {
+                co_await io_.wait_ready(lowlevel::writable, names_->write_all);
+                continue;
+            }
+        }
+        if (err != EINTR) throw_errno(err, "write_all to " + peer_);
+    }
+}
+
+namespace {
+// Buffers per sendmsg: well under IOV_MAX (1024), and the iovec array lives in
+// the coroutine frame.
+constexpr std::size_t gather_batch = 64;
+
+// A position in a list of buffers: buffer `index`, byte `offset` in it. Kept
+// normalised: never at the end of a buffer unless past the last one.
+struct gather_cursor {
+    std::span<const std::span<const std::byte>> bufs;
+    std::size_t index = 0;
+    std::size_t offset = 0;
+
+    void skip_empty() noexcept {
+        while (index < bufs.size() && offset == bufs[index].size()) {
+            ++index;
+            offset = 0;
+        }
+    }
+    bool done() const noexcept { return index >= bufs.size(); }
+    // Consume `n` bytes, which may end anywhere in any later buffer.
+    void advance(std::size_t n) noexcept {
+        while (n > 0) {
+            std::size_t take = std::min(n, bufs[index].size() - offset);
+            offset += take;
+            n -= take;
+            skip_empty();
+        }
+    }
+    std::span<const std::byte> current() const noexcept { return bufs[index].subspan(offset); }
+    // Fill `iov` from the cursor on; returns how many entries were used.
+    std::size_t fill(iovec* iov, std::size_t max) const noexcept {
+        std::size_t n = 0;
+        for (std::size_t i = index, off = offset; i < bufs.size() && n < max; ++i, off = 0) {
+            if (bufs[i].size() == off) continue;
+            iov[n].iov_base = const_cast<std::byte*>(bufs[i].data() + off);
+            iov[n].iov_len = bufs[i].size() - off;
+            ++n;
+        }
+        return n;
+    }
+};
+}  // namespace
+
+task<void> stream_socket::write_all(std::span<const std::span<const std::byte>> buffers) {
+    co_await checkpoint(names_->write_all);
+    if (!io_.is_open()) throw_errno(EBADF, "write_all to " + peer_ + ": stream is closed");
+    gather_cursor cur{buffers};
+    cur.skip_empty();
+    while (!cur.done()) {
+        std::array<iovec, gather_batch> iov;
+        msghdr msg{};
+        msg.msg_iov = iov.data();
+        msg.msg_iovlen = cur.fill(iov.data(), iov.size());
+        // MSG_NOSIGNAL: a closed peer is EPIPE here, never a process-killing SIGPIPE.
+        ssize_t n = ::sendmsg(io_.fd(), &msg, MSG_NOSIGNAL);
+        if (n >= 0) {
+            cur.advance(static_cast<std::size_t>(n));
+            continue;
+        }
+        int err = errno;
+        if (err == EAGAIN || err == EWOULDBLOCK) {
+            if (!backend_has_completions()) {
+                co_await io_.wait_ready(lowlevel::writable, names_->write_all);
+                continue;
+            }
+            // The completion backend has no sendmsg operation: let it send the
+            // rest of the current buffer (the kernel takes what fits once the
+            // socket is writable), then gather again from where it stopped.
+            std::span<const std::byte> head = cur.current();
+            int r = co_await await_completion(io_, lowlevel::completion_op::kind::send,
+                                              const_cast<std::byte*>(head.data()), head.size(),
+                                              MSG_NOSIGNAL, false, names_->write_all);
+            if (r >= 0) {
+                cur.advance(static_cast<std::size_t>(r));
                 continue;
             }
             err = -r;

@@ -1,13 +1,24 @@
 // TCP on loopback, identical on every backend: bind/accept/connect, echo of
-// several sizes, end of stream, errors, serve_tcp, cancellation.
+// several sizes, end of stream, errors, serve_tcp, cancellation; options
+// (timeouts, TCP_NODELAY, SO_REUSEPORT, IPv6), endpoints, gather writes and
+// serve_tcp's connection limit.
 
 #include "conformance.hpp"
 
+#include <algorithm>
+#include <arpa/inet.h>
 #include <cerrno>
+#include <climits>
 #include <cstddef>
+#include <cstdint>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <span>
 #include <string>
+#include <sys/socket.h>
 #include <system_error>
+#include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace uthreads_conformance {
@@ -418,8 +429,469 @@ TEST_P(TcpTest, HandlerExceptionDoesNotStopServer) {
     EXPECT_EQ(reports, 1) << "a failing handler was not reported exactly once";
 }
 
-INSTANTIATE_TEST_SUITE_P(AllBackends, TcpTest, ::testing::ValuesIn(suite_params()),
-                         backend_name{});
+// ---- options, endpoints, gather writes, errors (issue 4) ------------------
+
+/// getsockopt(TCP_NODELAY) as the kernel reports it.
+bool kernel_no_delay(int fd) {
+    int v = -1;
+    socklen_t len = sizeof v;
+    EXPECT_EQ(::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len), 0);
+    return v != 0;
+}
+
+std::vector<std::byte> concat(const std::vector<std::vector<std::byte>>& parts) {
+    std::vector<std::byte> out;
+    for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+    return out;
+}
+
+std::vector<std::span<const std::byte>> spans_of(const std::vector<std::vector<std::byte>>& parts) {
+    std::vector<std::span<const std::byte>> out;
+    out.reserve(parts.size());
+    for (const auto& p : parts) out.emplace_back(p);
+    return out;
+}
+
+TEST_P(TcpTest, ConnectionRefusedNamesThePeer) {
+    std::string what;
+    std::uint16_t port = 0;
+    run_on_backend([&]() -> ut::task<> {
+        {
+            auto l = ut::tcp_listener::bind("127.0.0.1", 0);
+            port = l.port();
+        }
+        try {
+            co_await ut::tcp_stream::connect("127.0.0.1", port, 5s);
+        } catch (const std::system_error& e) {
+            EXPECT_EQ(e.code(), std::errc::connection_refused) << e.what();
+            what = e.what();
+        }
+    }());
+    EXPECT_NE(what.find("connect to 127.0.0.1:" + std::to_string(port)), std::string::npos) << what;
+}
+
+TEST_P(TcpTest, ConnectTimeoutThrowsEtimedoutNamingThePeer) {
+    // A listener with backlog 0 whose accept queue is full drops further SYNs,
+    // so a connect to it neither succeeds nor fails until the client gives up.
+    // The queue is filled with raw non-blocking connects nobody accepts.
+    std::error_code code;
+    std::string what;
+    bool connected = false, premise = true, usable_after = false;
+    std::uint16_t port = 0;
+    auto w0 = wall_now();
+    run_on_backend([&]() -> ut::task<> {
+        auto l = ut::tcp_listener::bind("127.0.0.1", 0, ut::listen_options{.backlog = 1});
+        premise = ::listen(l.native_handle(), 0) == 0;
+        port = l.port();
+        std::vector<int> fillers;
+        sockaddr_in sa{};
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons(port);
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        for (int i = 0; i < 4; ++i) {
+            int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            if (fd < 0) continue;
+            // Non-blocking: EINPROGRESS, or connected at once; either way it
+            // takes its place in the queue.
+            (void)::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+            fillers.push_back(fd);
+        }
+        // Real time for the handshakes that fit to complete (sleep_for would
+        // not wait on a virtual clock).
+        co_await ut::to_thread([] { std::this_thread::sleep_for(100ms); });
+        try {
+            co_await ut::tcp_stream::connect("127.0.0.1", port,
+                                             ut::connect_options{.timeout = 300ms});
+            connected = true;
+        } catch (const std::system_error& e) {
+            code = e.code();
+            what = e.what();
+        }
+        for (int fd : fillers) ::close(fd);
+        // The runtime is fine after the timed-out connect's cleanup.
+        auto l2 = ut::tcp_listener::bind("127.0.0.1", 0);
+        auto [server, client] = co_await connected_pair(l2);
+        usable_after = server.is_open() && client.is_open();
+    }());
+    EXPECT_TRUE(premise);
+    EXPECT_FALSE(connected) << "the accept queue was not full: the test's premise failed";
+    EXPECT_EQ(code, std::errc::timed_out) << what;
+    EXPECT_NE(what.find("127.0.0.1:" + std::to_string(port)), std::string::npos) << what;
+    EXPECT_LT(wall_now() - w0, 30s) << "the timeout did not cut the connect short";
+    EXPECT_TRUE(usable_after);
+}
+
+TEST_P(TcpTest, ConnectWithTimeoutSucceedsWhenThePeerAnswers) {
+    bool ok = false;
+    run_on_backend([&]() -> ut::task<> {
+        auto l = ut::tcp_listener::bind("127.0.0.1", 0);
+        auto acc = ut::spawn(l.accept(), "accept");
+        auto c = co_await ut::tcp_stream::connect("127.0.0.1", l.port(), 10s);
+        auto s = co_await acc;
+        co_await c.write_all(std::string_view("x"));
+        char b = 0;
+        co_await s.read_exact(std::span<char>(&b, 1));
+        ok = b == 'x';
+    }());
+    EXPECT_TRUE(ok);
+}
+
+TEST_P(TcpTest, BadOptionsThrowInvalidArgumentNamingThem) {
+    std::string backlog_msg, timeout_msg, limit_msg;
+    run_on_backend([&]() -> ut::task<> {
+        try {
+            ut::tcp_listener::bind("127.0.0.1", 0, ut::listen_options{.backlog = 0});
+        } catch (const std::invalid_argument& e) {
+            backlog_msg = e.what();
+        }
+        try {
+            co_await ut::tcp_stream::connect("127.0.0.1", 1, -1ms);
+        } catch (const std::invalid_argument& e) {
+            timeout_msg = e.what();
+        }
+        auto l = ut::tcp_listener::bind("127.0.0.1", 0);
+        try {
+            co_await ut::serve_tcp(
+                l, [](ut::tcp_stream) -> ut::task<> { co_return; },
+                ut::serve_limits{.max_connections = SIZE_MAX});
+        } catch (const std::invalid_argument& e) {
+            limit_msg = e.what();
+        }
+    }());
+    EXPECT_NE(backlog_msg.find("backlog"), std::string::npos) << backlog_msg;
+    EXPECT_NE(timeout_msg.find("timeout"), std::string::npos) << timeout_msg;
+    EXPECT_NE(limit_msg.find("max_connections"), std::string::npos) << limit_msg;
+}
+
+TEST_P(TcpTest, PeerResetIsEconnresetForTheReaderAndAnErrorForTheWriter) {
+    std::error_code read_code, write_code;
+    std::string read_what;
+    std::string peer;
+    run_on_backend([&]() -> ut::task<> {
+        auto l = ut::tcp_listener::bind("127.0.0.1", 0);
+        // Reader: parked in read_some when the peer resets.
+        {
+            auto [server, client] = co_await connected_pair(l);
+            peer = server.peer();
+            auto reader = ut::spawn(
+                [](ut::tcp_stream& s, std::error_code& code, std::string& what) -> ut::task<> {
+                    char buf[16];
+                    try {
+                        co_await s.read_some(std::span<char>(buf));
+                        ADD_FAILURE() << "read_some returned after a reset";
+                    } catch (const std::system_error& e) {
+                        code = e.code();
+                        what = e.what();
+                    }
+                }(server, read_code, read_what));
+            co_await ut::yield_now();
+            linger lg{1, 0};  // close with RST
+            ::setsockopt(client.native_handle(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            client.close();
+            co_await reader;
+        }
+        // Writer: keeps writing after the peer reset; MSG_NOSIGNAL turns the
+        // broken pipe into an error (a SIGPIPE would kill the test binary).
+        {
+            auto [server, client] = co_await connected_pair(l);
+            linger lg{1, 0};
+            ::setsockopt(client.native_handle(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            client.close();
+            std::vector<std::byte> chunk(std::size_t{64} * 1024, std::byte{7});
+            try {
+                for (int i = 0; i < 1000; ++i)
+                    co_await server.write_all(std::span<const std::byte>(chunk));
+            } catch (const std::system_error& e) {
+                write_code = e.code();
+            }
+        }
+    }());
+    EXPECT_EQ(read_code, std::errc::connection_reset) << read_what;
+    EXPECT_NE(read_what.find(peer), std::string::npos) << read_what;
+    EXPECT_TRUE(write_code == std::errc::broken_pipe || write_code == std::errc::connection_reset)
+        << write_code.message();
+}
+
+TEST_P(TcpTest, NoDelayIsOnByDefaultAndTogglable) {
+    bool client_default = false, server_default = false, after_off = true, after_on = false;
+    bool opt_client = true, opt_server = true, getter_matches = false;
+    run_on_backend([&]() -> ut::task<> {
+        auto l = ut::tcp_listener::bind("127.0.0.1", 0);
+        auto [server, client] = co_await connected_pair(l);
+        client_default = kernel_no_delay(client.native_handle());
+        server_default = kernel_no_delay(server.native_handle());
+        client.set_no_delay(false);
+        after_off = kernel_no_delay(client.native_handle());
+        getter_matches = !client.no_delay();
+        client.set_no_delay(true);
+        after_on = kernel_no_delay(client.native_handle()) && client.no_delay();
+        // Options: off for the connecting side and for the accepted side.
+        auto l2 = ut::tcp_listener::bind("127.0.0.1", 0, ut::listen_options{.no_delay = false});
+        auto acc = ut::spawn(l2.accept(), "accept");
+        auto c2 = co_await ut::tcp_stream::connect("127.0.0.1", l2.port(),
+                                                   ut::connect_options{.no_delay = false});
+        auto s2 = co_await acc;
+        opt_client = kernel_no_delay(c2.native_handle());
+        opt_server = kernel_no_delay(s2.native_handle());
+    }());
+    EXPECT_TRUE(client_default);
+    EXPECT_TRUE(server_default);
+    EXPECT_FALSE(after_off);
+    EXPECT_TRUE(getter_matches);
+    EXPECT_TRUE(after_on);
+    EXPECT_FALSE(opt_client);
+    EXPECT_FALSE(opt_server);
+}
+
+TEST_P(TcpTest, LocalAndPeerEndpointsMatchAcrossTheConnection) {
+    ut::endpoint cl, cp, sl, sp, ll;
+    std::uint16_t port = 0;
+    std::error_code closed_code;
+    run_on_backend([&]() -> ut::task<> {
+        auto l = ut::tcp_listener::bind("127.0.0.1", 0);
+        port = l.port();
+        ll = l.local_endpoint();
+        auto [server, client] = co_await connected_pair(l);
+        cl = client.local_endpoint();
+        cp = client.peer_endpoint();
+        sl = server.local_endpoint();
+        sp = server.peer_endpoint();
+        client.close();
+        try {
+            (void)client.peer_endpoint();
+        } catch (const std::system_error& e) {
+            closed_code = e.code();
+        }
+    }());
+    EXPECT_EQ(ll.family(), AF_INET);
+    EXPECT_EQ(ll.address(), "127.0.0.1");
+    EXPECT_EQ(ll.port(), port);
+    EXPECT_EQ(cp, ll);
+    EXPECT_EQ(sl, ll);
+    EXPECT_EQ(sp, cl);
+    EXPECT_EQ(cl.address(), "127.0.0.1");
+    EXPECT_NE(cl.port(), 0);
+    EXPECT_NE(cl.port(), port);
+    EXPECT_EQ(closed_code, std::errc::bad_file_descriptor);
+}
+
+TEST_P(TcpTest, Ipv6LoopbackRoundTrip) {
+    ut::endpoint server_local, client_peer;
+    std::vector<std::byte> back;
+    auto data = pattern(std::size_t{256} * 1024, 6);
+    run_on_backend([&]() -> ut::task<> {
+        auto l = ut::tcp_listener::bind("::1", 0);
+        auto acc = ut::spawn(l.accept(), "accept");
+        auto c = co_await ut::tcp_stream::connect("::1", l.port());
+        auto s = co_await acc;
+        server_local = s.local_endpoint();
+        client_peer = c.peer_endpoint();
+        auto echo = ut::spawn([](ut::tcp_stream& st) -> ut::task<> {
+            auto in = co_await read_to_end(st);
+            co_await st.write_all(std::span<const std::byte>(in));
+            st.shutdown_write();
+        }(s));
+        co_await c.write_all(std::span<const std::byte>(data));
+        c.shutdown_write();
+        back = co_await read_to_end(c);
+        co_await echo;
+    }());
+    EXPECT_EQ(server_local.family(), AF_INET6);
+    EXPECT_EQ(server_local.address(), "::1");
+    EXPECT_EQ(client_peer, server_local);
+    EXPECT_TRUE(back == data) << "IPv6 echo differs (" << back.size() << " bytes)";
+}
+
+TEST_P(TcpTest, Ipv6AnyAcceptsIpv4UnlessIpv6Only) {
+    std::string mapped_peer;
+    bool v6_ok = false;
+    std::error_code v6only_code;
+    run_on_backend([&]() -> ut::task<> {
+        {
+            auto l = ut::tcp_listener::bind("::", 0);
+            EXPECT_EQ(l.local_endpoint().address(), "::");
+            auto acc = ut::spawn(l.accept(), "accept");
+            auto c4 = co_await ut::tcp_stream::connect("127.0.0.1", l.port());
+            auto s4 = co_await acc;
+            mapped_peer = s4.peer_endpoint().address();
+            auto acc6 = ut::spawn(l.accept(), "accept");
+            auto c6 = co_await ut::tcp_stream::connect("::1", l.port());
+            auto s6 = co_await acc6;
+            v6_ok = s6.peer_endpoint().address() == "::1";
+        }
+        auto l = ut::tcp_listener::bind("::", 0, ut::listen_options{.ipv6_only = true});
+        try {
+            co_await ut::tcp_stream::connect("127.0.0.1", l.port());
+        } catch (const std::system_error& e) {
+            v6only_code = e.code();
+        }
+    }());
+    EXPECT_EQ(mapped_peer, "::ffff:127.0.0.1");
+    EXPECT_TRUE(v6_ok);
+    EXPECT_EQ(v6only_code, std::errc::connection_refused);
+}
+
+TEST_P(TcpTest, ReusePortLetsTwoListenersShareAPort) {
+    std::error_code without;
+    int accepted = 0, connected = 0;
+    bool same_port = false;
+    run_on_backend([&]() -> ut::task<> {
+        auto a = ut::tcp_listener::bind("127.0.0.1", 0, ut::listen_options{.reuse_port = true});
+        auto b =
+            ut::tcp_listener::bind("127.0.0.1", a.port(), ut::listen_options{.reuse_port = true});
+        same_port = a.port() == b.port();
+        try {
+            auto c = ut::tcp_listener::bind("127.0.0.1", a.port());  // without the option
+        } catch (const std::system_error& e) {
+            without = e.code();
+        }
+        auto accept_all = [](ut::tcp_listener& l, int& n) -> ut::task<> {
+            for (;;) {
+                auto s = co_await l.accept();
+                ++n;
+            }
+        };
+        auto ha = ut::spawn(accept_all(a, accepted), "accept a");
+        auto hb = ut::spawn(accept_all(b, accepted), "accept b");
+        for (int i = 0; i < 20; ++i) {
+            auto c = co_await ut::tcp_stream::connect("127.0.0.1", a.port());
+            ++connected;
+        }
+        co_await yield_until([&] { return accepted == 20; }, "20 accepts");
+        co_await cancel_and_join(ha);
+        co_await cancel_and_join(hb);
+    }());
+    EXPECT_TRUE(same_port);
+    EXPECT_EQ(without, std::errc::address_in_use);
+    EXPECT_EQ(connected, 20);
+    EXPECT_EQ(accepted, 20);
+}
+
+TEST_P(TcpTest, GatherWriteSendsEveryBufferInOrder) {
+    // Odd sizes, empty buffers, and more buffers than one sendmsg takes.
+    std::vector<std::vector<std::byte>> parts;
+    std::vector<std::size_t> sizes{0, 1, 7, 0, 65536, 3, std::size_t{1024} * 1024 + 13, 0};
+    for (unsigned i = 0; i < 150; ++i) sizes.push_back((i * 7919u) % 1500u);
+    unsigned seed = 100;
+    parts.reserve(sizes.size());
+    for (std::size_t n : sizes) parts.push_back(pattern(n, seed++));
+    auto whole = concat(parts);
+    std::vector<std::byte> got;
+    bool empty_ok = false;
+    run_on_backend([&]() -> ut::task<> {
+        auto l = ut::tcp_listener::bind("127.0.0.1", 0);
+        auto [server, client] = co_await connected_pair(l);
+        auto reader = ut::spawn(read_to_end(server), "reader");
+        auto spans = spans_of(parts);
+        co_await client.write_all(std::span<const std::span<const std::byte>>(spans));
+        // Nothing at all to send: returns at once.
+        std::vector<std::span<const std::byte>> none{std::span<const std::byte>()};
+        co_await client.write_all(std::span<const std::span<const std::byte>>(none));
+        empty_ok = true;
+        client.shutdown_write();
+        got = co_await reader;
+    }());
+    EXPECT_TRUE(empty_ok);
+    EXPECT_EQ(got.size(), whole.size());
+    EXPECT_TRUE(got == whole);
+}
+
+TEST_P(TcpTest, ServeTcpLimitCapsConcurrentHandlers) {
+    constexpr int limit = 3, clients = 10;
+    int max_seen = 0, served = 0, entered_while_held = -1;
+    run_on_backend([&]() -> ut::task<> {
+        auto l = ut::tcp_listener::bind("127.0.0.1", 0);
+        int current = 0, entered = 0;
+        ut::event release;
+        auto server =
+            ut::spawn(ut::serve_tcp(
+                          l,
+                          [&](ut::tcp_stream s) -> ut::task<> {
+                              ++entered;
+                              max_seen = std::max(max_seen, ++current);
+                              co_await release.wait();
+                              co_await ut::sleep_for(1ms);  // overlap with the next handlers
+                              char b = 0;
+                              co_await s.read_exact(std::span<char>(&b, 1));
+                              co_await s.write_all(std::string_view(&b, 1));
+                              --current;
+                          },
+                          ut::serve_limits{.max_connections = limit}),
+                      "server");
+        std::uint16_t port = l.port();
+        std::vector<ut::join_handle<void>> hs;
+        hs.reserve(clients);
+        for (int i = 0; i < clients; ++i)
+            hs.push_back(ut::spawn(
+                [](std::uint16_t p, int& ok) -> ut::task<> {
+                    auto c = co_await ut::tcp_stream::connect("127.0.0.1", p);
+                    co_await c.write_all(std::string_view("z"));
+                    char b = 0;
+                    co_await c.read_exact(std::span<char>(&b, 1));
+                    if (b == 'z') ++ok;
+                }(port, served),
+                "client"));
+        // Every client is connected (in the backlog) but only `limit` are
+        // accepted while the handlers are held.
+        co_await yield_until([&] { return entered == limit; }, "limit handlers entered");
+        for (int i = 0; i < 50; ++i) co_await ut::sleep_for(1ms);
+        entered_while_held = entered;
+        release.set();
+        for (auto& h : hs) co_await h;
+        co_await cancel_and_join(server);
+    }());
+    EXPECT_EQ(entered_while_held, limit) << "serve_tcp accepted beyond its limit";
+    EXPECT_EQ(max_seen, limit);
+    EXPECT_EQ(served, clients);
+}
+
+TEST_P(TcpTest, CancellingALimitedServeTcpJoinsHandlersAndLeavesTheBacklog) {
+    constexpr int limit = 2;
+    int entered = 0, cancelled_handlers = 0;
+    bool joined = false;
+    int eof_or_reset = 0;
+    run_on_backend([&]() -> ut::task<> {
+        auto l = ut::tcp_listener::bind("127.0.0.1", 0);
+        auto server = ut::spawn(ut::serve_tcp(
+                                    l,
+                                    [&](ut::tcp_stream s) -> ut::task<> {
+                                        ++entered;
+                                        try {
+                                            char b;
+                                            co_await s.read_some(std::span<char>(&b, 1));
+                                        } catch (const ut::cancelled&) {
+                                            ++cancelled_handlers;
+                                            throw;
+                                        }
+                                    },
+                                    ut::serve_limits{.max_connections = limit}),
+                                "server");
+        std::vector<ut::tcp_stream> conns;
+        conns.reserve(5);
+        for (int i = 0; i < 5; ++i)
+            conns.push_back(co_await ut::tcp_stream::connect("127.0.0.1", l.port()));
+        co_await yield_until([&] { return entered == limit; }, "handlers entered");
+        server.cancel();
+        joined = co_await join_expect_cancelled(server);
+        // The accepted ones were closed by their handlers; the rest stay in the
+        // backlog until the listener closes.
+        l.close();
+        for (auto& c : conns) {
+            char b;
+            try {
+                if (co_await c.read_some(std::span<char>(&b, 1)) == 0) ++eof_or_reset;
+            } catch (const std::system_error&) {
+                ++eof_or_reset;
+            }
+        }
+    }());
+    EXPECT_TRUE(joined);
+    EXPECT_EQ(entered, limit);
+    EXPECT_EQ(cancelled_handlers, limit);
+    EXPECT_EQ(eof_or_reset, 5);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllBackends, TcpTest, ::testing::ValuesIn(suite_params()), backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance
