@@ -26,23 +26,39 @@
 //   (block_until throws) and the program's final check runs. Quiescing with work
 //   left over is exactly a lost wake-up.
 //
-// What it does not explore: weak-memory behaviours. Every atomic operation is
-// sequentially consistent here, whatever order the code asks for, and fences are
-// no-ops. So the checker proves the algorithms' *logic* (the arbitration on top_,
-// the announce/re-check order) over all bounded interleavings, but not that the
-// chosen memory orders are sufficient; e.g. deleting the seq_cst fence in
-// ws_deque::pop() would go unnoticed here (it needs store→load reordering, as on
-// x86's store buffer). Those orders are argued in the source comments after Lê et
-// al., and exercised on real hardware by the stress tests, under TSan for data
-// races.
+// Memory models. `memory_model::sc` (the default): every atomic operation is
+// sequentially consistent, whatever order the code asks for, and fences are
+// no-ops. That checks the algorithms' *logic* (the arbitration on top_, the
+// announce/re-check order) but not that their memory orders suffice.
+// `memory_model::tso` adds the one reordering x86 performs, store→load, the way
+// x86-TSO (Sewell et al.) describes it: each thread's stores go into a FIFO store
+// buffer; its own loads read the newest buffered value for that location, others
+// read memory; a seq_cst fence, a seq_cst store (an xchg on x86) and every
+// read-modify-write (a locked instruction) first drain the thread's buffer.
+// Draining the oldest entry of a buffer is an extra schedulable action, so the
+// search also decides *when* stores become visible. The default schedule drains
+// each store right after it is made (so with no deviations TSO runs like SC), and
+// keeping a store buffered while the thread runs on, or while another thread
+// runs, is a deviation that counts against the preemption bound like a context
+// switch. In this mode, deleting the seq_cst fence from ws_deque::pop() is
+// caught (see ws_deque_model_test.cpp).
+//
+// What neither mode explores: the reorderings C++ allows beyond TSO (load→load,
+// store→store, non-multi-copy-atomic stores as on POWER/ARM). For those the orders
+// are argued in the source after Lê et al., and exercised by the stress tests
+// (under TSan for data races).
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
+#include <stdexcept>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -75,8 +91,11 @@ namespace mc {
 
 inline constexpr int unbounded = 1 << 30;
 
+enum class memory_model { sc, tso };
+
 struct options {
     int preemption_bound = 2;
+    memory_model model = memory_model::sc;
     std::size_t max_executions = 5'000'000;  // a safety net; hitting it is a failure
     std::size_t max_steps = 20'000;          // per execution; exceeding it = livelock
 };
@@ -142,6 +161,39 @@ public:
     // ---- called from the threads under test ------------------------------------
 
     bool in_thread() const noexcept { return current_ >= 0; }
+
+    /// True when stores of the running thread go through its store buffer.
+    bool buffering() const noexcept { return opts_.model == memory_model::tso && current_ >= 0; }
+
+    /// TSO: a store by the running thread enters its buffer.
+    void buffer_store(void* addr, const void* value, std::size_t size) {
+        pending_store st{addr, 0, size};
+        std::memcpy(&st.bits, value, size);
+        threads_[static_cast<std::size_t>(current_)].buffer.push_back(st);
+    }
+
+    /// TSO: a load by the running thread sees its own newest buffered store to
+    /// `addr`, if any (store-to-load forwarding); returns false otherwise.
+    bool forward(const void* addr, void* out, std::size_t size) const noexcept {
+        if (!buffering())
+            return false;
+        const auto& buf = threads_[static_cast<std::size_t>(current_)].buffer;
+        for (auto it = buf.rbegin(); it != buf.rend(); ++it)
+            if (it->addr == addr) {
+                std::memcpy(out, &it->bits, size);
+                return true;
+            }
+        return false;
+    }
+
+    /// TSO: fences, seq_cst stores and read-modify-writes drain the running
+    /// thread's buffer to memory first.
+    void drain() noexcept {
+        if (!buffering())
+            return;
+        auto& buf = threads_[static_cast<std::size_t>(current_)].buffer;
+        while (!buf.empty()) commit_oldest(buf);
+    }
     int self() const noexcept { return current_; }
 
     /// A scheduling point before an atomic operation named `op`.
@@ -170,7 +222,18 @@ public:
     }
 
 private:
+    struct pending_store {
+        void* addr;
+        std::uint64_t bits;
+        std::size_t size;
+    };
+    static void commit_oldest(std::deque<pending_store>& buf) noexcept {
+        std::memcpy(buf.front().addr, &buf.front().bits, buf.front().size);
+        buf.pop_front();
+    }
+
     struct thread_rec {
+        std::deque<pending_store> buffer;  // TSO only
         std::function<void()> body;
         ucontext_t ctx{};
         std::unique_ptr<char[]> stack;
@@ -184,9 +247,10 @@ private:
     };
 
     struct step {
-        std::uint32_t enabled;  // bit i: thread i could run
+        std::uint32_t enabled;  // bit i: thread i could run; bit n+i: its buffer could drain
         int prev;               // thread that ran the previous step (-1 at the start)
         int fallback;           // the non-preemptive default choice
+        bool active;            // prev could continue (run, or drain its buffer)
         int chosen;
         int preemptions;  // preemptions before this step
     };
@@ -201,6 +265,8 @@ private:
         failure_.clear();
         steps_.clear();
         const std::size_t n = p.threads_.size();
+        if (n > 16)
+            throw std::invalid_argument("mc::explore: at most 16 threads");
         if (threads_.size() < n)
             threads_.resize(n);
         for (std::size_t i = 0; i < n; ++i) start_thread(i, std::move(p.threads_[i]));
@@ -215,16 +281,28 @@ private:
         bool livelock = false;
         for (;;) {
             std::uint32_t mask = 0;
-            for (std::size_t i = 0; i < n; ++i)
+            for (std::size_t i = 0; i < n; ++i) {
                 if (enabled(threads_[i]))
                     mask |= 1u << i;
+                if (!threads_[i].buffer.empty())
+                    mask |= 1u << (n + i);  // action n+i: flush thread i's oldest store
+            }
             if (mask == 0)
                 break;
             if (steps_.size() >= opts_.max_steps) {
                 livelock = true;
                 break;
             }
-            const int fallback = (prev >= 0 && (mask >> prev & 1)) ? prev : __builtin_ctz(mask);
+            // The default: drain the running thread's store buffer (so that with
+            // no deviations TSO behaves like SC), else let it continue, else the
+            // lowest runnable thread. Anything else, while the running thread
+            // could still do one of those, is a preemption.
+            const bool prev_runs = prev >= 0 && (mask >> prev & 1);
+            const bool prev_drains = prev >= 0 && (mask >> (n + static_cast<std::size_t>(prev)) & 1);
+            const bool active = prev_runs || prev_drains;
+            const int fallback = prev_drains ? static_cast<int>(n) + prev
+                                 : prev_runs ? prev
+                                             : __builtin_ctz(mask);
             int choice = fallback;
             if (steps_.size() < prefix_.size()) {
                 choice = prefix_[steps_.size()];
@@ -234,9 +312,17 @@ private:
                     break;
                 }
             }
-            steps_.push_back({mask, prev, fallback, choice, preemptions});
-            if (prev >= 0 && (mask >> prev & 1) && choice != prev)
+            steps_.push_back({mask, prev, fallback, active, choice, preemptions});
+            if (active && choice != fallback)
                 ++preemptions;
+            if (static_cast<std::size_t>(choice) >= n) {
+                // A store becomes visible. It is not a thread, so the thread that
+                // ran before it stays the default to continue.
+                auto& buf = threads_[static_cast<std::size_t>(choice) - n].buffer;
+                trace_.push_back({choice - static_cast<int>(n), "flush: its oldest buffered store reaches memory"});
+                commit_oldest(buf);
+                continue;
+            }
             trace_.push_back({choice, threads_[static_cast<std::size_t>(choice)].next_op});
             resume(choice);
             prev = choice;
@@ -281,8 +367,7 @@ private:
         while (!steps_.empty()) {
             const step s = steps_.back();
             steps_.pop_back();
-            const bool prev_enabled = s.prev >= 0 && (s.enabled >> s.prev & 1);
-            const int cost = prev_enabled ? 1 : 0;  // every non-fallback choice preempts
+            const int cost = s.active ? 1 : 0;  // every non-fallback choice preempts
             if (s.preemptions + cost > opts_.preemption_bound)
                 continue;
             for (int t = (s.chosen == s.fallback ? 0 : s.chosen + 1); t < 32; ++t) {
@@ -306,6 +391,7 @@ private:
         t.next_op = "start";
         t.finished = false;
         t.killed = false;
+        t.buffer.clear();
         if (!t.stack)
             t.stack = std::make_unique<char[]>(stack_size);
 #ifdef UTHREADS_MC_ASAN
@@ -422,8 +508,9 @@ inline void block_until(std::function<bool()> ready) {
 /// Index of the running thread.
 inline int self() { return current_engine->self(); }
 
-/// The instrumented atomics policy (see detail/atomic_policy.hpp). Memory orders
-/// are accepted and ignored: everything is sequentially consistent.
+/// The instrumented atomics policy (see detail/atomic_policy.hpp). Under
+/// memory_model::sc memory orders are accepted and ignored; under ::tso only
+/// "is it seq_cst" matters (for stores and fences), as on x86.
 struct atomics {
     template <class T>
     class atomic {
@@ -435,21 +522,34 @@ struct atomics {
         atomic(const atomic&) = delete;
         atomic& operator=(const atomic&) = delete;
 
+        static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= sizeof(std::uint64_t));
+
         T load(std::memory_order = std::memory_order_seq_cst) const noexcept {
             at("load");
-            return v_;
+            T v = v_;
+            if (current_engine != nullptr)
+                current_engine->forward(&v_, &v, sizeof(T));
+            return v;
         }
-        void store(T v, std::memory_order = std::memory_order_seq_cst) noexcept {
+        void store(T v, std::memory_order o = std::memory_order_seq_cst) noexcept {
             at("store");
+            if (current_engine != nullptr && current_engine->buffering()) {
+                if (o == std::memory_order_seq_cst) {
+                    current_engine->drain();  // an xchg: drains, then writes memory
+                } else {
+                    current_engine->buffer_store(&v_, &v, sizeof(T));
+                    return;
+                }
+            }
             v_ = v;
         }
         T exchange(T v, std::memory_order = std::memory_order_seq_cst) noexcept {
-            at("exchange");
+            rmw("exchange");
             return std::exchange(v_, v);
         }
         bool compare_exchange_strong(T& expected, T desired, std::memory_order,
                                      std::memory_order) noexcept {
-            at("cas");
+            rmw("cas");
             if (v_ == expected) {
                 v_ = desired;
                 return true;
@@ -462,11 +562,11 @@ struct atomics {
             return compare_exchange_strong(expected, desired, o, o);
         }
         T fetch_add(T d, std::memory_order = std::memory_order_seq_cst) noexcept {
-            at("fetch_add");
+            rmw("fetch_add");
             return std::exchange(v_, static_cast<T>(v_ + d));
         }
         T fetch_sub(T d, std::memory_order = std::memory_order_seq_cst) noexcept {
-            at("fetch_sub");
+            rmw("fetch_sub");
             return std::exchange(v_, static_cast<T>(v_ - d));
         }
 
@@ -479,11 +579,25 @@ struct atomics {
             if (current_engine != nullptr)
                 current_engine->point(op);
         }
+        // A read-modify-write: a locked instruction, which drains the buffer.
+        static void rmw(const char* op) noexcept {
+            at(op);
+            if (current_engine != nullptr)
+                current_engine->drain();
+        }
         T v_;
     };
 
-    /// Under sequential consistency a fence orders nothing more; not a point.
-    static void fence(std::memory_order) noexcept {}
+    /// SC: a fence orders nothing more, and is not even a scheduling point.
+    /// TSO: a seq_cst fence (mfence) drains the store buffer; weaker fences are
+    /// free on x86.
+    static void fence(std::memory_order o) noexcept {
+        if (current_engine != nullptr && current_engine->buffering()) {
+            current_engine->point("fence");
+            if (o == std::memory_order_seq_cst)
+                current_engine->drain();
+        }
+    }
 };
 
 }  // namespace mc

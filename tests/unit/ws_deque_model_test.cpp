@@ -48,6 +48,31 @@ struct ws_deque_test_access {
         }
         return item;
     }
+
+    // pop() without its seq_cst fence between lowering bottom_ and reading top_.
+    // Harmless under sequential consistency; on x86 the store to bottom_ can sit
+    // in the store buffer while top_ is read, and a thief can take the item the
+    // owner reserved.
+    template <class Deque>
+    static auto pop_without_fence(Deque& q) {
+        const std::int64_t b = q.bottom_.load(std::memory_order_relaxed) - 1;
+        auto* buf = q.buffer_.load(std::memory_order_relaxed);
+        q.bottom_.store(b, std::memory_order_relaxed);
+        // BUG: the fence is missing here.
+        std::int64_t t = q.top_.load(std::memory_order_relaxed);
+        if (t > b) {
+            q.bottom_.store(b + 1, std::memory_order_relaxed);
+            return decltype(buf->slot(b).load()){nullptr};
+        }
+        auto item = buf->slot(b).load(std::memory_order_relaxed);
+        if (t == b) {
+            if (!q.top_.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst,
+                                                std::memory_order_relaxed))
+                item = nullptr;
+            q.bottom_.store(b + 1, std::memory_order_relaxed);
+        }
+        return item;
+    }
 };
 
 }  // namespace uthreads::detail
@@ -103,6 +128,17 @@ struct world {
                           std::to_string(taken[static_cast<std::size_t>(i)]) + " times");
     }
 };
+
+enum class pop_variant { correct, no_last_cas, no_fence };
+
+int* pop(world& w, pop_variant v) {
+    switch (v) {
+    case pop_variant::correct: return w.q.pop();
+    case pop_variant::no_last_cas: return detail::ws_deque_test_access::pop_without_last_cas(w.q);
+    case pop_variant::no_fence: return detail::ws_deque_test_access::pop_without_fence(w.q);
+    }
+    return nullptr;
+}
 
 // A thief's steals must come out in push order.
 void check_fifo(const std::vector<int>& seen) {
@@ -219,21 +255,18 @@ TEST(WsDequeModelTest, LastElementRaceIsExhaustivelySafe) {
     EXPECT_GT(r.executions, 50u);  // it really explored the race
 }
 
-TEST(WsDequeModelTest, OwnerAndThiefTwoItems) {
-    // push, push, pop, pop against steal, steal: covers pop of a non-last item
-    // racing a steal, and the last-element race. (Unbounded, this program has
-    // millions of interleavings; bound 3 covers every race of up to three
-    // context switches.)
-    constexpr int bound = 3;
-    auto r = mc::explore(
-        [](mc::program& p) {
+// push, push, pop, pop against steal, steal: covers pop of a non-last item racing
+// a steal, and the last-element race.
+mc::result owner_and_thief_two_items(pop_variant v, mc::options opts) {
+    return mc::explore(
+        [v](mc::program& p) {
             auto w = std::make_shared<world>(2);
             auto seen = std::make_shared<std::vector<int>>();
-            p.thread([w] {
+            p.thread([w, v] {
                 w->push(0);
                 w->push(1);
-                w->took(w->q.pop());
-                w->took(w->q.pop());
+                w->took(pop(*w, v));
+                w->took(pop(*w, v));
             });
             p.thread([w, seen] {
                 for (int i = 0; i < 2; ++i)
@@ -245,18 +278,31 @@ TEST(WsDequeModelTest, OwnerAndThiefTwoItems) {
                 check_fifo(*seen);
             });
         },
-        {.preemption_bound = bound});
+        opts);
+}
+
+TEST(WsDequeModelTest, OwnerAndThiefTwoItems) {
+    // Unbounded, this program has millions of interleavings; bound 3 covers
+    // every race of up to three context switches.
+    constexpr int bound = 3;
+    auto r = owner_and_thief_two_items(pop_variant::correct, {.preemption_bound = bound});
     report("owner + thief, 2 items", r, bound);
     EXPECT_MODEL_OK(r);
 }
 
-TEST(WsDequeModelTest, GrowWhileThiefSteals) {
-    // Capacity 2: the third push grows the buffer (unless the thief already took
-    // an item) while the thief may be holding the old one. Interleaved pops take
-    // from the new buffer.
+TEST(WsDequeModelTest, OwnerAndThiefTwoItemsTso) {
     constexpr int bound = 3;
-    int grown = 0;  // executions in which the buffer grew
-    auto r = mc::explore(
+    auto r = owner_and_thief_two_items(
+        pop_variant::correct, {.preemption_bound = bound, .model = mc::memory_model::tso});
+    report("owner + thief, 2 items, TSO", r, bound);
+    EXPECT_MODEL_OK(r);
+}
+
+// Capacity 2: the third push grows the buffer (unless the thief already took an
+// item) while the thief may be holding the old one. Interleaved pops take from
+// the new buffer. `grown` counts the executions in which the buffer grew.
+mc::result grow_while_thief_steals(mc::options opts, int& grown) {
+    return mc::explore(
         [&grown](mc::program& p) {
             auto w = std::make_shared<world>(2);
             auto seen = std::make_shared<std::vector<int>>();
@@ -279,8 +325,25 @@ TEST(WsDequeModelTest, GrowWhileThiefSteals) {
                 grown += w->q.capacity() == 4 ? 1 : 0;
             });
         },
-        {.preemption_bound = bound});
+        opts);
+}
+
+TEST(WsDequeModelTest, GrowWhileThiefSteals) {
+    constexpr int bound = 3;
+    int grown = 0;
+    auto r = grow_while_thief_steals({.preemption_bound = bound}, grown);
     report("grow during steals", r, bound);
+    EXPECT_MODEL_OK(r);
+    std::printf("[ model    ] the buffer grew in %d of them\n", grown);
+    EXPECT_GT(grown, 0);
+}
+
+TEST(WsDequeModelTest, GrowWhileThiefStealsTso) {
+    constexpr int bound = 2;
+    int grown = 0;
+    auto r = grow_while_thief_steals(
+        {.preemption_bound = bound, .model = mc::memory_model::tso}, grown);
+    report("grow during steals, TSO", r, bound);
     EXPECT_MODEL_OK(r);
     std::printf("[ model    ] the buffer grew in %d of them\n", grown);
     EXPECT_GT(grown, 0);
@@ -331,6 +394,26 @@ TEST(WsDequeModelTest, CheckerFindsDuplicateFromPopWithoutLastElementCas) {
     ASSERT_TRUE(r.failed) << "the checker missed a known duplication bug";
     EXPECT_EQ(r.failure, "item 0 taken 2 times");
     std::printf("counterexample:\n%s", r.trace.c_str());
+}
+
+}  // namespace
+
+namespace {
+
+TEST(WsDequeModelTest, CheckerFindsMissingPopFenceOnlyUnderTso) {
+    // Without the fence, the owner's reservation (bottom_ lowered) can still be
+    // in its store buffer when it reads top_; a thief that steals item 0 and then
+    // reads the stale bottom_ takes item 1, which the owner took too. Sequential
+    // consistency cannot show this, TSO must.
+    constexpr int bound = 3;
+    auto sc = owner_and_thief_two_items(pop_variant::no_fence, {.preemption_bound = bound});
+    EXPECT_MODEL_OK(sc);
+    auto tso = owner_and_thief_two_items(
+        pop_variant::no_fence, {.preemption_bound = bound, .model = mc::memory_model::tso});
+    report("pop without fence, TSO", tso, bound);
+    ASSERT_TRUE(tso.failed) << "the checker missed the missing fence under TSO";
+    EXPECT_EQ(tso.failure, "item 1 taken 2 times");
+    std::printf("counterexample:\n%s", tso.trace.c_str());
 }
 
 }  // namespace
