@@ -13,6 +13,8 @@
 //
 // CheckerFindsLostWakeUp runs a worker that checks for work *before* announcing
 // itself (and never re-checks): the classic bug, which the checker must find.
+// CheckerFindsMissingNotifyFenceOnlyUnderTso drops the producer's fence: correct
+// under sequential consistency, a lost wake-up under x86-TSO.
 #include "model_check.hpp"
 
 #include <uthreads/detail/parker.hpp>
@@ -25,6 +27,32 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+namespace uthreads::detail {
+
+// notify_one() without its leading seq_cst fence. Under sequential consistency
+// nothing changes; on x86 the producer's queue write can still be in its store
+// buffer when it reads the idle count, while the worker announces and re-checks.
+struct parker_test_access {
+    template <class Parker>
+    static std::size_t notify_one_without_fence(Parker& p) {
+        // BUG: the fence is missing here.
+        if (p.idle_.load(std::memory_order_relaxed) == 0)
+            return Parker::none;
+        for (std::size_t w = 0; w < p.workers_; ++w) {
+            auto expected = Parker::state::parked;
+            if (p.states_[w].s.compare_exchange_strong(expected, Parker::state::notified,
+                                                       std::memory_order_acq_rel,
+                                                       std::memory_order_relaxed)) {
+                p.idle_.fetch_sub(1, std::memory_order_relaxed);
+                return w;
+            }
+        }
+        return Parker::none;
+    }
+};
+
+}  // namespace uthreads::detail
 
 namespace {
 
@@ -114,7 +142,8 @@ struct shared_queue {
 };
 
 mc::result run_shared_queue(std::size_t producers, int items_each, std::size_t workers,
-                            idle_path path, int bound) {
+                            idle_path path, int bound,
+                            mc::memory_model model = mc::memory_model::sc) {
     return mc::explore(
         [=](mc::program& p) {
             auto q = std::make_shared<shared_queue>(workers);
@@ -129,7 +158,7 @@ mc::result run_shared_queue(std::size_t producers, int items_each, std::size_t w
                 q->check_quiescent(workers);
             });
         },
-        {.preemption_bound = bound});
+        {.preemption_bound = bound, .model = model});
 }
 
 TEST(ParkerModelTest, OneProducerTwoWorkers) {
@@ -163,6 +192,82 @@ TEST(ParkerModelTest, CheckerFindsLostWakeUp) {
     ASSERT_TRUE(r.failed) << "the checker missed a known lost wake-up";
     EXPECT_NE(r.failure.find("lost wake-up"), std::string::npos) << r.failure;
     std::printf("counterexample:\n%s", r.trace.c_str());
+}
+
+// ---------------------------------------------------------------------------
+// A producer that publishes with a plain store (under TSO it can linger in the
+// store buffer), e.g. a release store into a slot, and one worker
+// ---------------------------------------------------------------------------
+
+mc::result run_mailbox(bool notify_fence, mc::options opts) {
+    return mc::explore(
+        [notify_fence](mc::program& p) {
+            struct state {
+                model_parker parker{1};
+                mc::atomics::atomic<int> mailbox{0};
+                mc::atomics::atomic<bool> wake_pending{false};
+                int consumed = 0;
+            };
+            auto st = std::make_shared<state>();
+            p.thread([st, notify_fence] {
+                st->mailbox.store(1, std::memory_order_release);
+                const std::size_t w =
+                    notify_fence ? st->parker.notify_one()
+                                 : detail::parker_test_access::notify_one_without_fence(st->parker);
+                if (w != model_parker::none)
+                    st->wake_pending.store(true);
+            });
+            p.thread([st] {
+                for (;;) {
+                    if (st->mailbox.exchange(0) == 1) {
+                        ++st->consumed;
+                        continue;
+                    }
+                    st->parker.park(
+                        0, [&] { return st->mailbox.load(std::memory_order_acquire) != 0; },
+                        [&] {
+                            mc::block_until([&] { return st->wake_pending.peek(); });
+                            st->wake_pending.store(false);
+                        });
+                }
+            });
+            p.finally([st](const std::vector<bool>&) {
+                mc::check(st->mailbox.peek() == 0,
+                          "lost wake-up: the item is in the mailbox while the worker sleeps");
+                mc::check(st->consumed == 1, "the item was not consumed exactly once");
+            });
+        },
+        opts);
+}
+
+TEST(ParkerModelTest, ReleaseStorePublisherTso) {
+    constexpr int bound = 3;
+    auto sc = run_mailbox(true, {.preemption_bound = bound});
+    EXPECT_MODEL_OK(sc);
+    auto tso = run_mailbox(true, {.preemption_bound = bound, .model = mc::memory_model::tso});
+    report("release-store publisher, 1 worker, TSO", tso, bound);
+    EXPECT_MODEL_OK(tso);
+}
+
+TEST(ParkerModelTest, CheckerFindsMissingNotifyFenceOnlyUnderTso) {
+    // Without the fence, the producer reads idle == 0 while its store to the
+    // mailbox is still buffered; the worker announces, re-checks an empty
+    // mailbox, and sleeps. Invisible under SC, a lost wake-up under TSO.
+    constexpr int bound = 3;
+    auto sc = run_mailbox(false, {.preemption_bound = bound});
+    EXPECT_MODEL_OK(sc);
+    auto tso = run_mailbox(false, {.preemption_bound = bound, .model = mc::memory_model::tso});
+    report("notify without fence, TSO", tso, bound);
+    ASSERT_TRUE(tso.failed) << "the checker missed the missing fence under TSO";
+    EXPECT_NE(tso.failure.find("lost wake-up"), std::string::npos) << tso.failure;
+    std::printf("counterexample:\n%s", tso.trace.c_str());
+}
+
+TEST(ParkerModelTest, OneProducerTwoWorkersTso) {
+    constexpr int bound = 2;
+    auto r = run_shared_queue(1, 2, 2, idle_path::correct, bound, mc::memory_model::tso);
+    report("1 producer x 2 items, 2 workers, TSO", r, bound);
+    EXPECT_MODEL_OK(r);
 }
 
 // ---------------------------------------------------------------------------
@@ -219,9 +324,8 @@ struct stealing_pool {
     }
 };
 
-TEST(ParkerModelTest, SpawnOntoOwnDequeWakesAThief) {
-    constexpr int bound = 2;
-    auto r = mc::explore(
+mc::result run_stealing_pool(mc::options opts) {
+    return mc::explore(
         [](mc::program& p) {
             auto pool = std::make_shared<stealing_pool>();
             p.thread([pool] {
@@ -235,8 +339,20 @@ TEST(ParkerModelTest, SpawnOntoOwnDequeWakesAThief) {
                 for (int t : pool->taken) mc::check(t == 1, "an item was not taken exactly once");
             });
         },
-        {.preemption_bound = bound});
+        opts);
+}
+
+TEST(ParkerModelTest, SpawnOntoOwnDequeWakesAThief) {
+    constexpr int bound = 2;
+    auto r = run_stealing_pool({.preemption_bound = bound});
     report("spawn onto own deque, 2 workers stealing", r, bound);
+    EXPECT_MODEL_OK(r);
+}
+
+TEST(ParkerModelTest, SpawnOntoOwnDequeWakesAThiefTso) {
+    constexpr int bound = 2;
+    auto r = run_stealing_pool({.preemption_bound = bound, .model = mc::memory_model::tso});
+    report("spawn onto own deque, 2 workers stealing, TSO", r, bound);
     EXPECT_MODEL_OK(r);
 }
 

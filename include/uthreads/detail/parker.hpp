@@ -68,6 +68,10 @@
 
 namespace uthreads::detail {
 
+/// Grants unit tests access to a parker's internals (to build deliberately broken
+/// variants for the model checker). Defined only in tests.
+struct parker_test_access;
+
 template <class Atomics = std_atomics>
 class parker {
 public:
@@ -168,6 +172,8 @@ public:
     }
 
 private:
+    friend struct parker_test_access;
+
     // One cache line per worker: producers read every state on a scan, but each is
     // written by its own worker.
     struct alignas(64) padded_state {
