@@ -56,8 +56,8 @@
 #include <deque>
 #include <functional>
 #include <memory>
-#include <string>
 #include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -144,15 +144,13 @@ public:
         for (;;) {
             run_one(setup);
             ++result_.executions;
-            if (result_.failed)
-                break;
+            if (result_.failed) break;
             if (result_.executions >= opts_.max_executions) {
                 result_.failed = true;
                 result_.failure = "max_executions reached before the search finished";
                 break;
             }
-            if (!backtrack())
-                break;
+            if (!backtrack()) break;
         }
         current_engine = nullptr;
         return result_;
@@ -160,10 +158,14 @@ public:
 
     // ---- called from the threads under test ------------------------------------
 
-    bool in_thread() const noexcept { return current_ >= 0; }
+    bool in_thread() const noexcept {
+        return current_ >= 0;
+    }
 
     /// True when stores of the running thread go through its store buffer.
-    bool buffering() const noexcept { return opts_.model == memory_model::tso && current_ >= 0; }
+    bool buffering() const noexcept {
+        return opts_.model == memory_model::tso && current_ >= 0;
+    }
 
     /// TSO: a store by the running thread enters its buffer.
     void buffer_store(void* addr, const void* value, std::size_t size) {
@@ -175,8 +177,7 @@ public:
     /// TSO: a load by the running thread sees its own newest buffered store to
     /// `addr`, if any (store-to-load forwarding); returns false otherwise.
     bool forward(const void* addr, void* out, std::size_t size) const noexcept {
-        if (!buffering())
-            return false;
+        if (!buffering()) return false;
         const auto& buf = threads_[static_cast<std::size_t>(current_)].buffer;
         for (auto it = buf.rbegin(); it != buf.rend(); ++it)
             if (it->addr == addr) {
@@ -189,36 +190,33 @@ public:
     /// TSO: fences, seq_cst stores and read-modify-writes drain the running
     /// thread's buffer to memory first.
     void drain() noexcept {
-        if (!buffering())
-            return;
+        if (!buffering()) return;
         auto& buf = threads_[static_cast<std::size_t>(current_)].buffer;
         while (!buf.empty()) commit_oldest(buf);
     }
-    int self() const noexcept { return current_; }
+    int self() const noexcept {
+        return current_;
+    }
 
     /// A scheduling point before an atomic operation named `op`.
     void point(const char* op) noexcept {
-        if (current_ < 0)
-            return;  // setup or final check: no scheduling
+        if (current_ < 0) return;  // setup or final check: no scheduling
         threads_[static_cast<std::size_t>(current_)].next_op = op;
         to_main(false);
     }
 
     void block_until(std::function<bool()> ready) {
-        if (current_ < 0)
-            return;
+        if (current_ < 0) return;
         thread_rec& t = threads_[static_cast<std::size_t>(current_)];
         t.blocked_on = std::move(ready);
         t.next_op = "wake";
         to_main(false);
         t.blocked_on = nullptr;
-        if (t.killed)
-            throw thread_killed{};
+        if (t.killed) throw thread_killed{};
     }
 
     void check(bool ok, const std::string& what) {
-        if (!ok && failure_.empty())
-            failure_ = what;
+        if (!ok && failure_.empty()) failure_ = what;
     }
 
 private:
@@ -257,7 +255,9 @@ private:
 
     static constexpr std::size_t stack_size = 256 * 1024;
 
-    bool enabled(const thread_rec& t) const { return !t.finished && (!t.blocked_on || t.blocked_on()); }
+    bool enabled(const thread_rec& t) const {
+        return !t.finished && (!t.blocked_on || t.blocked_on());
+    }
 
     void run_one(const std::function<void(program&)>& setup) {
         program p;
@@ -265,10 +265,8 @@ private:
         failure_.clear();
         steps_.clear();
         const std::size_t n = p.threads_.size();
-        if (n > 16)
-            throw std::invalid_argument("mc::explore: at most 16 threads");
-        if (threads_.size() < n)
-            threads_.resize(n);
+        if (n > 16) throw std::invalid_argument("mc::explore: at most 16 threads");
+        if (threads_.size() < n) threads_.resize(n);
         for (std::size_t i = 0; i < n; ++i) start_thread(i, std::move(p.threads_[i]));
         threads_.resize(n);
         // Run each thread up to its first atomic operation. What a thread does
@@ -282,13 +280,11 @@ private:
         for (;;) {
             std::uint32_t mask = 0;
             for (std::size_t i = 0; i < n; ++i) {
-                if (enabled(threads_[i]))
-                    mask |= 1u << i;
+                if (enabled(threads_[i])) mask |= 1u << i;
                 if (!threads_[i].buffer.empty())
                     mask |= 1u << (n + i);  // action n+i: flush thread i's oldest store
             }
-            if (mask == 0)
-                break;
+            if (mask == 0) break;
             if (steps_.size() >= opts_.max_steps) {
                 livelock = true;
                 break;
@@ -298,7 +294,8 @@ private:
             // lowest runnable thread. Anything else, while the running thread
             // could still do one of those, is a preemption.
             const bool prev_runs = prev >= 0 && (mask >> prev & 1);
-            const bool prev_drains = prev >= 0 && (mask >> (n + static_cast<std::size_t>(prev)) & 1);
+            const bool prev_drains =
+                prev >= 0 && (mask >> (n + static_cast<std::size_t>(prev)) & 1);
             const bool active = prev_runs || prev_drains;
             const int fallback = prev_drains ? static_cast<int>(n) + prev
                                  : prev_runs ? prev
@@ -313,13 +310,13 @@ private:
                 }
             }
             steps_.push_back({mask, prev, fallback, active, choice, preemptions});
-            if (active && choice != fallback)
-                ++preemptions;
+            if (active && choice != fallback) ++preemptions;
             if (static_cast<std::size_t>(choice) >= n) {
                 // A store becomes visible. It is not a thread, so the thread that
                 // ran before it stays the default to continue.
                 auto& buf = threads_[static_cast<std::size_t>(choice) - n].buffer;
-                trace_.push_back({choice - static_cast<int>(n), "flush: its oldest buffered store reaches memory"});
+                trace_.push_back({choice - static_cast<int>(n),
+                                  "flush: its oldest buffered store reaches memory"});
                 commit_oldest(buf);
                 continue;
             }
@@ -332,22 +329,19 @@ private:
         std::vector<bool> blocked(n);
         for (std::size_t i = 0; i < n; ++i) blocked[i] = !threads_[i].finished;
         if (livelock) {
-            if (failure_.empty())
-                failure_ = "an execution exceeded max_steps (livelock?)";
+            if (failure_.empty()) failure_ = "an execution exceeded max_steps (livelock?)";
             // Threads stopped inside noexcept code cannot be unwound; leave them
             // (this only happens on a failing run).
             for (auto& t : threads_) t.finished = true;
         } else {
             // Unwind every thread still blocked so its stack objects are destroyed.
             for (std::size_t i = 0; i < n; ++i) {
-                if (threads_[i].finished)
-                    continue;
+                if (threads_[i].finished) continue;
                 threads_[i].killed = true;
                 threads_[i].blocked_on = nullptr;
                 resume(static_cast<int>(i));
             }
-            if (p.final_)
-                p.final_(blocked);
+            if (p.final_) p.final_(blocked);
         }
         for (auto& t : threads_) destroy_fiber(t);
 
@@ -368,11 +362,9 @@ private:
             const step s = steps_.back();
             steps_.pop_back();
             const int cost = s.active ? 1 : 0;  // every non-fallback choice preempts
-            if (s.preemptions + cost > opts_.preemption_bound)
-                continue;
+            if (s.preemptions + cost > opts_.preemption_bound) continue;
             for (int t = (s.chosen == s.fallback ? 0 : s.chosen + 1); t < 32; ++t) {
-                if (t == s.fallback || !(s.enabled >> t & 1))
-                    continue;
+                if (t == s.fallback || !(s.enabled >> t & 1)) continue;
                 prefix_.clear();
                 for (const step& earlier : steps_) prefix_.push_back(earlier.chosen);
                 prefix_.push_back(t);
@@ -392,8 +384,7 @@ private:
         t.finished = false;
         t.killed = false;
         t.buffer.clear();
-        if (!t.stack)
-            t.stack = std::make_unique<char[]>(stack_size);
+        if (!t.stack) t.stack = std::make_unique<char[]>(stack_size);
 #ifdef UTHREADS_MC_ASAN
         // A previous thread may have left redzones of its frames poisoned here.
         __asan_unpoison_memory_region(t.stack.get(), stack_size);
@@ -410,8 +401,7 @@ private:
 
     void destroy_fiber([[maybe_unused]] thread_rec& t) {
 #ifdef UTHREADS_MC_TSAN
-        if (t.fiber != nullptr)
-            __tsan_destroy_fiber(t.fiber);
+        if (t.fiber != nullptr) __tsan_destroy_fiber(t.fiber);
         t.fiber = nullptr;
 #endif
         t.body = nullptr;
@@ -497,7 +487,9 @@ inline result explore(const std::function<void(program&)>& setup, options opts =
 
 /// Records a failure of the current execution (first one wins); usable from the
 /// threads and from the final check.
-inline void check(bool ok, const std::string& what) { current_engine->check(ok, what); }
+inline void check(bool ok, const std::string& what) {
+    current_engine->check(ok, what);
+}
 
 /// Blocks the calling thread until `ready()` holds. `ready` is evaluated by the
 /// checker between steps: it must not perform scheduling points (use peek()).
@@ -506,7 +498,9 @@ inline void block_until(std::function<bool()> ready) {
 }
 
 /// Index of the running thread.
-inline int self() { return current_engine->self(); }
+inline int self() {
+    return current_engine->self();
+}
 
 /// The instrumented atomics policy (see detail/atomic_policy.hpp). Under
 /// memory_model::sc memory orders are accepted and ignored; under ::tso only
@@ -527,8 +521,7 @@ struct atomics {
         T load(std::memory_order = std::memory_order_seq_cst) const noexcept {
             at("load");
             T v = v_;
-            if (current_engine != nullptr)
-                current_engine->forward(&v_, &v, sizeof(T));
+            if (current_engine != nullptr) current_engine->forward(&v_, &v, sizeof(T));
             return v;
         }
         void store(T v, std::memory_order o = std::memory_order_seq_cst) noexcept {
@@ -576,14 +569,12 @@ struct atomics {
 
     private:
         static void at(const char* op) noexcept {
-            if (current_engine != nullptr)
-                current_engine->point(op);
+            if (current_engine != nullptr) current_engine->point(op);
         }
         // A read-modify-write: a locked instruction, which drains the buffer.
         static void rmw(const char* op) noexcept {
             at(op);
-            if (current_engine != nullptr)
-                current_engine->drain();
+            if (current_engine != nullptr) current_engine->drain();
         }
         T v_;
     };
@@ -594,8 +585,7 @@ struct atomics {
     static void fence(std::memory_order o) noexcept {
         if (current_engine != nullptr && current_engine->buffering()) {
             current_engine->point("fence");
-            if (o == std::memory_order_seq_cst)
-                current_engine->drain();
+            if (o == std::memory_order_seq_cst) current_engine->drain();
         }
     }
 };

@@ -37,8 +37,7 @@ struct parker_test_access {
     template <class Parker>
     static std::size_t notify_one_without_fence(Parker& p) {
         // BUG: the fence is missing here.
-        if (p.idle_.load(std::memory_order_relaxed) == 0)
-            return Parker::none;
+        if (p.idle_.load(std::memory_order_relaxed) == 0) return Parker::none;
         for (std::size_t w = 0; w < p.workers_; ++w) {
             auto expected = Parker::state::parked;
             if (p.states_[w].s.compare_exchange_strong(expected, Parker::state::notified,
@@ -92,7 +91,8 @@ struct shared_queue {
 
     bool try_take() {
         int n = queued.load();
-        while (n > 0 && !queued.compare_exchange_strong(n, n - 1)) {}
+        while (n > 0 && !queued.compare_exchange_strong(n, n - 1)) {
+        }
         return n > 0;
     }
 
@@ -101,8 +101,7 @@ struct shared_queue {
         ++produced;
         queued.fetch_add(1);
         const std::size_t w = parker.notify_one();
-        if (w != model_parker::none)
-            wake_pending[w].store(true);
+        if (w != model_parker::none) wake_pending[w].store(true);
     }
 
     // The backend's run_once(): sleep until a wake() is pending, consume it.
@@ -214,8 +213,7 @@ mc::result run_mailbox(bool notify_fence, mc::options opts) {
                 const std::size_t w =
                     notify_fence ? st->parker.notify_one()
                                  : detail::parker_test_access::notify_one_without_fence(st->parker);
-                if (w != model_parker::none)
-                    st->wake_pending.store(true);
+                if (w != model_parker::none) st->wake_pending.store(true);
             });
             p.thread([st] {
                 for (;;) {
@@ -290,18 +288,14 @@ struct stealing_pool {
     std::array<int, 2> taken{};
 
     int* find(std::size_t me) {
-        if (int* x = deques[me].pop())
-            return x;
+        if (int* x = deques[me].pop()) return x;
         for (;;) {
             auto r = deques[1 - me].steal();
-            if (r.status == detail::steal_status::abort)
-                continue;
+            if (r.status == detail::steal_status::abort) continue;
             return r.item;
         }
     }
-    bool any_work() {
-        return deques[0].size_estimate() > 0 || deques[1].size_estimate() > 0;
-    }
+    bool any_work() { return deques[0].size_estimate() > 0 || deques[1].size_estimate() > 0; }
     void sleep(std::size_t me) {
         mc::block_until([this, me] { return wake_pending[me].peek(); });
         wake_pending[me].store(false);
@@ -319,8 +313,7 @@ struct stealing_pool {
     void spawn(std::size_t me, int* x) {
         deques[me].push(x);
         const std::size_t w = parker.notify_one();
-        if (w != model_parker::none)
-            wake_pending[w].store(true);
+        if (w != model_parker::none) wake_pending[w].store(true);
     }
 };
 

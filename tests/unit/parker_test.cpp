@@ -65,7 +65,8 @@ TEST(ParkerTest, UnclaimedWorkerLeavesByItself) {
 TEST(ParkerTest, ParkSkipsTheSleepWhenTheRecheckFindsWork) {
     parker p(1);
     bool slept = false;
-    EXPECT_FALSE(p.park(0, [] { return true; }, [&] { slept = true; }));
+    EXPECT_FALSE(p.park(
+        0, [] { return true; }, [&] { slept = true; }));
     EXPECT_FALSE(slept);
     EXPECT_EQ(p.state_of(0), parker::state::running);
     EXPECT_EQ(p.idle_estimate(), 0u);
@@ -75,10 +76,12 @@ TEST(ParkerTest, ParkSleepsAndReportsTheClaim) {
     parker p(1);
     bool slept = false;
     // The "backend" is woken by a notify that arrives while the worker sleeps.
-    EXPECT_TRUE(p.park(0, [] { return false; }, [&] {
-        slept = true;
-        EXPECT_EQ(p.notify_one(), 0u);
-    }));
+    EXPECT_TRUE(p.park(
+        0, [] { return false; },
+        [&] {
+            slept = true;
+            EXPECT_EQ(p.notify_one(), 0u);
+        }));
     EXPECT_TRUE(slept);
     EXPECT_EQ(p.state_of(0), parker::state::running);
 }
@@ -124,7 +127,8 @@ TEST(ParkerTest, StressNoItemIsLeftWhileEveryWorkerSleeps) {
 
     auto try_take = [&] {
         std::int64_t n = queued.load(std::memory_order_relaxed);
-        while (n > 0 && !queued.compare_exchange_weak(n, n - 1, std::memory_order_acquire)) {}
+        while (n > 0 && !queued.compare_exchange_weak(n, n - 1, std::memory_order_acquire)) {
+        }
         return n > 0;
     };
 
@@ -150,8 +154,7 @@ TEST(ParkerTest, StressNoItemIsLeftWhileEveryWorkerSleeps) {
                 for (int k = 0; k < items_per_producer; ++k) {
                     queued.fetch_add(1, std::memory_order_release);
                     const std::size_t w = p.notify_one();
-                    if (w != parker::none)
-                        backends[w]->wake();
+                    if (w != parker::none) backends[w]->wake();
                 }
             });
         for (auto& t : prods) t.join();
@@ -162,8 +165,7 @@ TEST(ParkerTest, StressNoItemIsLeftWhileEveryWorkerSleeps) {
         for (;;) {
             bool all = true;
             for (auto& b : backends) all = all && b->asleep_for_good();
-            if (all)
-                break;
+            if (all) break;
             std::this_thread::yield();
         }
         ASSERT_EQ(queued.load(), 0) << "lost wake-up in round " << round;

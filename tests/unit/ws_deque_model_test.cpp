@@ -102,16 +102,14 @@ struct world {
         pushed = std::max(pushed, i + 1);
     }
     void took(int* p) {
-        if (p != nullptr)
-            ++taken[static_cast<std::size_t>(*p)];
+        if (p != nullptr) ++taken[static_cast<std::size_t>(*p)];
     }
     // One steal, retried while it aborts (a thief that lost a race tries again);
     // records the item. Returns the item or nullptr if the deque was empty.
     int* steal() {
         for (;;) {
             auto r = q.steal();
-            if (r.status == detail::steal_status::abort)
-                continue;
+            if (r.status == detail::steal_status::abort) continue;
             mc::check((r.status == detail::steal_status::success) == (r.item != nullptr),
                       "steal: status and item disagree");
             took(r.item);
@@ -133,9 +131,12 @@ enum class pop_variant { correct, no_last_cas, no_fence };
 
 int* pop(world& w, pop_variant v) {
     switch (v) {
-    case pop_variant::correct: return w.q.pop();
-    case pop_variant::no_last_cas: return detail::ws_deque_test_access::pop_without_last_cas(w.q);
-    case pop_variant::no_fence: return detail::ws_deque_test_access::pop_without_fence(w.q);
+    case pop_variant::correct:
+        return w.q.pop();
+    case pop_variant::no_last_cas:
+        return detail::ws_deque_test_access::pop_without_last_cas(w.q);
+    case pop_variant::no_fence:
+        return detail::ws_deque_test_access::pop_without_fence(w.q);
     }
     return nullptr;
 }
@@ -199,8 +200,7 @@ TEST(ModelCheckerTest, FindsALostUpdate) {
     // checker must say so and show the schedule.
     auto r = mc::explore([](mc::program& p) {
         auto counter = std::make_shared<mc::atomics::atomic<int>>(0);
-        for (int t = 0; t < 2; ++t)
-            p.thread([counter] { counter->store(counter->load() + 1); });
+        for (int t = 0; t < 2; ++t) p.thread([counter] { counter->store(counter->load() + 1); });
         p.finally([counter](const std::vector<bool>&) {
             mc::check(counter->peek() == 2, "lost update");
         });
@@ -270,8 +270,7 @@ mc::result owner_and_thief_two_items(pop_variant v, mc::options opts) {
             });
             p.thread([w, seen] {
                 for (int i = 0; i < 2; ++i)
-                    if (int* x = w->steal())
-                        seen->push_back(*x);
+                    if (int* x = w->steal()) seen->push_back(*x);
             });
             p.finally([w, seen](const std::vector<bool>&) {
                 w->settle();
@@ -292,8 +291,8 @@ TEST(WsDequeModelTest, OwnerAndThiefTwoItems) {
 
 TEST(WsDequeModelTest, OwnerAndThiefTwoItemsTso) {
     constexpr int bound = 3;
-    auto r = owner_and_thief_two_items(
-        pop_variant::correct, {.preemption_bound = bound, .model = mc::memory_model::tso});
+    auto r = owner_and_thief_two_items(pop_variant::correct,
+                                       {.preemption_bound = bound, .model = mc::memory_model::tso});
     report("owner + thief, 2 items, TSO", r, bound);
     EXPECT_MODEL_OK(r);
 }
@@ -316,8 +315,7 @@ mc::result grow_while_thief_steals(mc::options opts, int& grown) {
             });
             p.thread([w, seen] {
                 for (int i = 0; i < 3; ++i)
-                    if (int* x = w->steal())
-                        seen->push_back(*x);
+                    if (int* x = w->steal()) seen->push_back(*x);
             });
             p.finally([w, seen, &grown](const std::vector<bool>&) {
                 w->settle();
@@ -341,8 +339,8 @@ TEST(WsDequeModelTest, GrowWhileThiefSteals) {
 TEST(WsDequeModelTest, GrowWhileThiefStealsTso) {
     constexpr int bound = 2;
     int grown = 0;
-    auto r = grow_while_thief_steals(
-        {.preemption_bound = bound, .model = mc::memory_model::tso}, grown);
+    auto r =
+        grow_while_thief_steals({.preemption_bound = bound, .model = mc::memory_model::tso}, grown);
     report("grow during steals, TSO", r, bound);
     EXPECT_MODEL_OK(r);
     std::printf("[ model    ] the buffer grew in %d of them\n", grown);
@@ -363,8 +361,7 @@ TEST(WsDequeModelTest, TwoThievesAndOwner) {
             });
             for (int t = 0; t < 2; ++t)
                 p.thread([w, seen, t] {
-                    if (int* x = w->steal())
-                        (*seen)[static_cast<std::size_t>(t)].push_back(*x);
+                    if (int* x = w->steal()) (*seen)[static_cast<std::size_t>(t)].push_back(*x);
                 });
             p.finally([w](const std::vector<bool>&) { w->settle(); });
         },

@@ -118,8 +118,7 @@ void stress(unsigned thieves, std::uint32_t total) {
         }
         for (std::uint32_t pops = rng() % (burst + 1); pops > 0; --pops) {
             item* p = q.pop();
-            if (p == nullptr)
-                break;
+            if (p == nullptr) break;
             popped.push_back(p->value);
         }
     }
@@ -136,8 +135,7 @@ void stress(unsigned thieves, std::uint32_t total) {
         stolen_total += mine.size();
         for (std::size_t i = 0; i < mine.size(); ++i) {
             ++seen[mine[i]];
-            if (i > 0)
-                ASSERT_LT(mine[i - 1], mine[i]) << "a thief stole out of push order";
+            if (i > 0) ASSERT_LT(mine[i - 1], mine[i]) << "a thief stole out of push order";
         }
     }
     EXPECT_EQ(count, total);
@@ -151,8 +149,14 @@ void stress(unsigned thieves, std::uint32_t total) {
 
 constexpr std::uint32_t stress_items = 1'000'000;
 
-TEST(WsDequeTest, StressOwnerAndOneThief) { stress(1, stress_items); }
-TEST(WsDequeTest, StressOwnerAndTwoThieves) { stress(2, stress_items); }
-TEST(WsDequeTest, StressOwnerAndThreeThieves) { stress(3, stress_items); }
+TEST(WsDequeTest, StressOwnerAndOneThief) {
+    stress(1, stress_items);
+}
+TEST(WsDequeTest, StressOwnerAndTwoThieves) {
+    stress(2, stress_items);
+}
+TEST(WsDequeTest, StressOwnerAndThreeThieves) {
+    stress(3, stress_items);
+}
 
 }  // namespace

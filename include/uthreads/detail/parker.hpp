@@ -126,8 +126,7 @@ public:
     template <class HasWork, class Sleep>
     bool park(std::size_t w, HasWork&& has_work, Sleep&& sleep) {
         prepare_park(w);
-        if (!has_work())
-            sleep();
+        if (!has_work()) sleep();
         return finish_park(w);
     }
 
@@ -143,8 +142,7 @@ public:
         // seq_cst fence: orders the caller's queue write before the loads below
         // (store→load). Pairs with the fence in prepare_park().
         Atomics::fence(std::memory_order_seq_cst);
-        if (idle_.load(std::memory_order_relaxed) == 0)
-            return none;
+        if (idle_.load(std::memory_order_relaxed) == 0) return none;
         for (std::size_t w = 0; w < workers_; ++w) {
             state expected = state::parked;
             // acq_rel: a claim is a hand-off; the worker's acquire exchange in

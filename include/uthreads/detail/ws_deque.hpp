@@ -70,7 +70,7 @@ struct steal_result {
 struct ws_deque_test_access;
 
 template <class Ptr, class Atomics = std_atomics>
-    requires std::is_pointer_v<Ptr>
+requires std::is_pointer_v<Ptr>
 class ws_deque {
 public:
     /// An empty deque with room for `min_capacity` items (rounded up to a power of
@@ -96,8 +96,7 @@ public:
         // they took happen before we overwrite those slots below.
         const std::int64_t t = top_.load(std::memory_order_acquire);
         buffer* buf = buffer_.load(std::memory_order_relaxed);  // only the owner stores it
-        if (b - t > buf->mask)
-            buf = grow(buf, t, b);
+        if (b - t > buf->mask) buf = grow(buf, t, b);
         buf->slot(b).store(item, std::memory_order_relaxed);
         // release: a thief that reads b+1 from bottom_ (acquire) sees the slot and
         // everything written to *item before the push. Lê et al. write a release
@@ -147,8 +146,7 @@ public:
         Atomics::fence(std::memory_order_seq_cst);
         // acquire: pairs with push()'s release store, publishing slot t and *item.
         const std::int64_t b = bottom_.load(std::memory_order_acquire);
-        if (t >= b)
-            return {steal_status::empty, nullptr};
+        if (t >= b) return {steal_status::empty, nullptr};
         // acquire (Lê et al. use consume): pairs with grow()'s release store, so the
         // copied slots of a new buffer are visible. Read after bottom_, so a bottom_
         // written after a growth brings that growth's buffer with it.
@@ -185,7 +183,9 @@ private:
             : mask(capacity - 1)
             , slots(new slot_type[static_cast<std::size_t>(capacity)]) {}
 
-        slot_type& slot(std::int64_t i) noexcept { return slots[static_cast<std::size_t>(i & mask)]; }
+        slot_type& slot(std::int64_t i) noexcept {
+            return slots[static_cast<std::size_t>(i & mask)];
+        }
 
         const std::int64_t mask;  // capacity - 1; capacity is a power of two
         std::unique_ptr<slot_type[]> slots;
