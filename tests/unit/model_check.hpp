@@ -52,6 +52,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -63,6 +64,8 @@
 #include <vector>
 
 #include <ucontext.h>
+
+#include <gtest/gtest.h>
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -101,6 +104,7 @@ struct options {
 };
 
 struct result {
+    options opts;                // what was explored
     std::size_t executions = 0;  // complete interleavings run
     std::size_t max_depth = 0;   // most scheduling decisions in one execution
     bool failed = false;
@@ -138,6 +142,7 @@ public:
 
     result explore(const std::function<void(program&)>& setup) {
         current_engine = this;
+        result_.opts = opts_;
 #ifdef UTHREADS_MC_TSAN
         main_fiber_ = __tsan_get_current_fiber();
 #endif
@@ -253,7 +258,7 @@ private:
         int preemptions;  // preemptions before this step
     };
 
-    static constexpr std::size_t stack_size = 256 * 1024;
+    static constexpr std::size_t stack_size = std::size_t{256} * 1024;
 
     bool enabled(const thread_rec& t) const {
         return !t.finished && (!t.blocked_on || t.blocked_on());
@@ -516,12 +521,14 @@ struct atomics {
         atomic(const atomic&) = delete;
         atomic& operator=(const atomic&) = delete;
 
-        static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= sizeof(std::uint64_t));
+        // The size of the value itself, also when T is a pointer type.
+        static constexpr std::size_t bytes = sizeof(T);  // NOLINT(bugprone-sizeof-expression)
+        static_assert(std::is_trivially_copyable_v<T> && bytes <= sizeof(std::uint64_t));
 
         T load(std::memory_order = std::memory_order_seq_cst) const noexcept {
             at("load");
             T v = v_;
-            if (current_engine != nullptr) current_engine->forward(&v_, &v, sizeof(T));
+            if (current_engine != nullptr) current_engine->forward(&v_, &v, bytes);
             return v;
         }
         void store(T v, std::memory_order o = std::memory_order_seq_cst) noexcept {
@@ -530,7 +537,7 @@ struct atomics {
                 if (o == std::memory_order_seq_cst) {
                     current_engine->drain();  // an xchg: drains, then writes memory
                 } else {
-                    current_engine->buffer_store(&v_, &v, sizeof(T));
+                    current_engine->buffer_store(&v_, &v, bytes);
                     return;
                 }
             }
@@ -589,5 +596,23 @@ struct atomics {
         }
     }
 };
+
+// ---- GoogleTest glue ---------------------------------------------------------
+
+/// `EXPECT_TRUE(mc::passed(r))`: on failure, prints the failed check and the
+/// schedule that led to it.
+inline ::testing::AssertionResult passed(const result& r) {
+    if (!r.failed) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << r.failure << "\nschedule:\n" << r.trace;
+}
+
+/// Logs how much was explored (and records it as a test property).
+inline void report(const char* name, const result& r) {
+    const int bound = r.opts.preemption_bound;
+    std::printf("[ model    ] %s (%s): %zu interleavings, preemption bound %s, deepest %zu steps\n",
+                name, r.opts.model == memory_model::tso ? "TSO" : "SC", r.executions,
+                bound >= unbounded ? "none" : std::to_string(bound).c_str(), r.max_depth);
+    ::testing::Test::RecordProperty("interleavings", static_cast<int>(r.executions));
+}
 
 }  // namespace mc

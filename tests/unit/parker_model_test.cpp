@@ -61,15 +61,6 @@ using model_parker = detail::parker<mc::atomics>;
 
 constexpr std::size_t max_workers = 3;
 
-void report(const char* name, const mc::result& r, int bound) {
-    std::printf("[ model    ] %s: %zu interleavings, preemption bound %s, deepest %zu steps\n",
-                name, r.executions, bound >= mc::unbounded ? "none" : std::to_string(bound).c_str(),
-                r.max_depth);
-    ::testing::Test::RecordProperty("interleavings", static_cast<int>(r.executions));
-}
-
-#define EXPECT_MODEL_OK(r) EXPECT_FALSE((r).failed) << (r).failure << "\nschedule:\n" << (r).trace
-
 // ---------------------------------------------------------------------------
 // Workers sharing one injection queue (modelled as a counter of queued items)
 // ---------------------------------------------------------------------------
@@ -163,8 +154,8 @@ mc::result run_shared_queue(std::size_t producers, int items_each, std::size_t w
 TEST(ParkerModelTest, OneProducerTwoWorkers) {
     constexpr int bound = 3;
     auto r = run_shared_queue(1, 2, 2, idle_path::correct, bound);
-    report("1 producer x 2 items, 2 workers", r, bound);
-    EXPECT_MODEL_OK(r);
+    mc::report("1 producer x 2 items, 2 workers", r);
+    EXPECT_TRUE(mc::passed(r));
 }
 
 TEST(ParkerModelTest, TwoProducersOneWorker) {
@@ -172,22 +163,22 @@ TEST(ParkerModelTest, TwoProducersOneWorker) {
     // the other's item must still be found.
     constexpr int bound = 3;
     auto r = run_shared_queue(2, 1, 1, idle_path::correct, bound);
-    report("2 producers x 1 item, 1 worker", r, bound);
-    EXPECT_MODEL_OK(r);
+    mc::report("2 producers x 1 item, 1 worker", r);
+    EXPECT_TRUE(mc::passed(r));
 }
 
 TEST(ParkerModelTest, TwoProducersTwoWorkers) {
     constexpr int bound = 2;
     auto r = run_shared_queue(2, 1, 2, idle_path::correct, bound);
-    report("2 producers x 1 item, 2 workers", r, bound);
-    EXPECT_MODEL_OK(r);
+    mc::report("2 producers x 1 item, 2 workers", r);
+    EXPECT_TRUE(mc::passed(r));
 }
 
 TEST(ParkerModelTest, CheckerFindsLostWakeUp) {
     // The worker searches, finds nothing, and only then announces itself; a
     // producer that queues and notifies in between sees nobody to wake.
     auto r = run_shared_queue(1, 1, 1, idle_path::check_then_park, 2);
-    report("broken idle path (check, then park)", r, 2);
+    mc::report("broken idle path (check, then park)", r);
     ASSERT_TRUE(r.failed) << "the checker missed a known lost wake-up";
     EXPECT_NE(r.failure.find("lost wake-up"), std::string::npos) << r.failure;
     std::printf("counterexample:\n%s", r.trace.c_str());
@@ -241,10 +232,11 @@ mc::result run_mailbox(bool notify_fence, mc::options opts) {
 TEST(ParkerModelTest, ReleaseStorePublisherTso) {
     constexpr int bound = 3;
     auto sc = run_mailbox(true, {.preemption_bound = bound});
-    EXPECT_MODEL_OK(sc);
+    mc::report("release-store publisher, 1 worker", sc);
+    EXPECT_TRUE(mc::passed(sc));
     auto tso = run_mailbox(true, {.preemption_bound = bound, .model = mc::memory_model::tso});
-    report("release-store publisher, 1 worker, TSO", tso, bound);
-    EXPECT_MODEL_OK(tso);
+    mc::report("release-store publisher, 1 worker", tso);
+    EXPECT_TRUE(mc::passed(tso));
 }
 
 TEST(ParkerModelTest, CheckerFindsMissingNotifyFenceOnlyUnderTso) {
@@ -253,9 +245,10 @@ TEST(ParkerModelTest, CheckerFindsMissingNotifyFenceOnlyUnderTso) {
     // mailbox, and sleeps. Invisible under SC, a lost wake-up under TSO.
     constexpr int bound = 3;
     auto sc = run_mailbox(false, {.preemption_bound = bound});
-    EXPECT_MODEL_OK(sc);
+    mc::report("notify without fence", sc);
+    EXPECT_TRUE(mc::passed(sc));
     auto tso = run_mailbox(false, {.preemption_bound = bound, .model = mc::memory_model::tso});
-    report("notify without fence, TSO", tso, bound);
+    mc::report("notify without fence", tso);
     ASSERT_TRUE(tso.failed) << "the checker missed the missing fence under TSO";
     EXPECT_NE(tso.failure.find("lost wake-up"), std::string::npos) << tso.failure;
     std::printf("counterexample:\n%s", tso.trace.c_str());
@@ -264,8 +257,8 @@ TEST(ParkerModelTest, CheckerFindsMissingNotifyFenceOnlyUnderTso) {
 TEST(ParkerModelTest, OneProducerTwoWorkersTso) {
     constexpr int bound = 2;
     auto r = run_shared_queue(1, 2, 2, idle_path::correct, bound, mc::memory_model::tso);
-    report("1 producer x 2 items, 2 workers, TSO", r, bound);
-    EXPECT_MODEL_OK(r);
+    mc::report("1 producer x 2 items, 2 workers", r);
+    EXPECT_TRUE(mc::passed(r));
 }
 
 // ---------------------------------------------------------------------------
@@ -338,15 +331,15 @@ mc::result run_stealing_pool(mc::options opts) {
 TEST(ParkerModelTest, SpawnOntoOwnDequeWakesAThief) {
     constexpr int bound = 2;
     auto r = run_stealing_pool({.preemption_bound = bound});
-    report("spawn onto own deque, 2 workers stealing", r, bound);
-    EXPECT_MODEL_OK(r);
+    mc::report("spawn onto own deque, 2 workers stealing", r);
+    EXPECT_TRUE(mc::passed(r));
 }
 
 TEST(ParkerModelTest, SpawnOntoOwnDequeWakesAThiefTso) {
     constexpr int bound = 2;
     auto r = run_stealing_pool({.preemption_bound = bound, .model = mc::memory_model::tso});
-    report("spawn onto own deque, 2 workers stealing, TSO", r, bound);
-    EXPECT_MODEL_OK(r);
+    mc::report("spawn onto own deque, 2 workers stealing", r);
+    EXPECT_TRUE(mc::passed(r));
 }
 
 }  // namespace

@@ -158,7 +158,7 @@ TEST(ParkerTest, StressNoItemIsLeftWhileEveryWorkerSleeps) {
                 }
             });
         for (auto& t : prods) t.join();
-        produced += producers * items_per_producer;
+        produced += std::int64_t{producers} * items_per_producer;
 
         // Wait for quiescence. Nothing but a producer wakes a worker, so once all
         // are asleep with nothing pending they stay asleep: the state is final.

@@ -147,15 +147,6 @@ void check_fifo(const std::vector<int>& seen) {
         mc::check(seen[i - 1] < seen[i], "a thief stole out of push order");
 }
 
-void report(const char* name, const mc::result& r, int bound) {
-    std::printf("[ model    ] %s: %zu interleavings, preemption bound %s, deepest %zu steps\n",
-                name, r.executions, bound >= mc::unbounded ? "none" : std::to_string(bound).c_str(),
-                r.max_depth);
-    ::testing::Test::RecordProperty("interleavings", static_cast<int>(r.executions));
-}
-
-#define EXPECT_MODEL_OK(r) EXPECT_FALSE((r).failed) << (r).failure << "\nschedule:\n" << (r).trace
-
 // ---------------------------------------------------------------------------
 // The checker itself
 // ---------------------------------------------------------------------------
@@ -229,7 +220,7 @@ TEST(ModelCheckerTest, QuiescesWhenEveryThreadBlocks) {
             mc::check(*unwound, "a blocked thread's stack was not unwound");
         });
     });
-    EXPECT_MODEL_OK(r);
+    EXPECT_TRUE(mc::passed(r));
     EXPECT_EQ(r.executions, 1u);
 }
 
@@ -250,8 +241,8 @@ TEST(WsDequeModelTest, LastElementRaceIsExhaustivelySafe) {
             p.finally([w](const std::vector<bool>&) { w->settle(); });
         },
         {.preemption_bound = mc::unbounded});
-    report("last element, exhaustive", r, mc::unbounded);
-    EXPECT_MODEL_OK(r);
+    mc::report("last element", r);
+    EXPECT_TRUE(mc::passed(r));
     EXPECT_GT(r.executions, 50u);  // it really explored the race
 }
 
@@ -285,16 +276,16 @@ TEST(WsDequeModelTest, OwnerAndThiefTwoItems) {
     // every race of up to three context switches.
     constexpr int bound = 3;
     auto r = owner_and_thief_two_items(pop_variant::correct, {.preemption_bound = bound});
-    report("owner + thief, 2 items", r, bound);
-    EXPECT_MODEL_OK(r);
+    mc::report("owner + thief, 2 items", r);
+    EXPECT_TRUE(mc::passed(r));
 }
 
 TEST(WsDequeModelTest, OwnerAndThiefTwoItemsTso) {
     constexpr int bound = 3;
     auto r = owner_and_thief_two_items(pop_variant::correct,
                                        {.preemption_bound = bound, .model = mc::memory_model::tso});
-    report("owner + thief, 2 items, TSO", r, bound);
-    EXPECT_MODEL_OK(r);
+    mc::report("owner + thief, 2 items", r);
+    EXPECT_TRUE(mc::passed(r));
 }
 
 // Capacity 2: the third push grows the buffer (unless the thief already took an
@@ -330,8 +321,8 @@ TEST(WsDequeModelTest, GrowWhileThiefSteals) {
     constexpr int bound = 3;
     int grown = 0;
     auto r = grow_while_thief_steals({.preemption_bound = bound}, grown);
-    report("grow during steals", r, bound);
-    EXPECT_MODEL_OK(r);
+    mc::report("grow during steals", r);
+    EXPECT_TRUE(mc::passed(r));
     std::printf("[ model    ] the buffer grew in %d of them\n", grown);
     EXPECT_GT(grown, 0);
 }
@@ -341,8 +332,8 @@ TEST(WsDequeModelTest, GrowWhileThiefStealsTso) {
     int grown = 0;
     auto r =
         grow_while_thief_steals({.preemption_bound = bound, .model = mc::memory_model::tso}, grown);
-    report("grow during steals, TSO", r, bound);
-    EXPECT_MODEL_OK(r);
+    mc::report("grow during steals", r);
+    EXPECT_TRUE(mc::passed(r));
     std::printf("[ model    ] the buffer grew in %d of them\n", grown);
     EXPECT_GT(grown, 0);
 }
@@ -366,8 +357,8 @@ TEST(WsDequeModelTest, TwoThievesAndOwner) {
             p.finally([w](const std::vector<bool>&) { w->settle(); });
         },
         {.preemption_bound = bound});
-    report("owner + 2 thieves", r, bound);
-    EXPECT_MODEL_OK(r);
+    mc::report("owner + 2 thieves", r);
+    EXPECT_TRUE(mc::passed(r));
 }
 
 TEST(WsDequeModelTest, CheckerFindsDuplicateFromPopWithoutLastElementCas) {
@@ -387,7 +378,7 @@ TEST(WsDequeModelTest, CheckerFindsDuplicateFromPopWithoutLastElementCas) {
             p.finally([w](const std::vector<bool>&) { w->settle(); });
         },
         {.preemption_bound = 3});
-    report("broken pop (no last-element CAS)", r, 3);
+    mc::report("broken pop (no last-element CAS)", r);
     ASSERT_TRUE(r.failed) << "the checker missed a known duplication bug";
     EXPECT_EQ(r.failure, "item 0 taken 2 times");
     std::printf("counterexample:\n%s", r.trace.c_str());
@@ -404,10 +395,11 @@ TEST(WsDequeModelTest, CheckerFindsMissingPopFenceOnlyUnderTso) {
     // consistency cannot show this, TSO must.
     constexpr int bound = 3;
     auto sc = owner_and_thief_two_items(pop_variant::no_fence, {.preemption_bound = bound});
-    EXPECT_MODEL_OK(sc);
+    mc::report("pop without fence", sc);
+    EXPECT_TRUE(mc::passed(sc));
     auto tso = owner_and_thief_two_items(
         pop_variant::no_fence, {.preemption_bound = bound, .model = mc::memory_model::tso});
-    report("pop without fence, TSO", tso, bound);
+    mc::report("pop without fence", tso);
     ASSERT_TRUE(tso.failed) << "the checker missed the missing fence under TSO";
     EXPECT_EQ(tso.failure, "item 1 taken 2 times");
     std::printf("counterexample:\n%s", tso.trace.c_str());
