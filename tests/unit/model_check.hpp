@@ -149,7 +149,18 @@ public:
         for (;;) {
             run_one(setup);
             ++result_.executions;
-            if (result_.failed) break;
+            if (result_.failed) {
+                // Replay the failing schedule, this time writing down every
+                // operation and the values it saw (executions are deterministic).
+                prefix_.clear();
+                for (const step& s : steps_) prefix_.push_back(s.chosen);
+                verbose_ = true;
+                const std::string first = result_.failure;
+                run_one(setup);
+                if (result_.failure != first)
+                    result_.failure = first + " (replay diverged: " + result_.failure + ")";
+                break;
+            }
             if (result_.executions >= opts_.max_executions) {
                 result_.failed = true;
                 result_.failure = "max_executions reached before the search finished";
@@ -218,6 +229,14 @@ public:
         to_main(false);
         t.blocked_on = nullptr;
         if (t.killed) throw thread_killed{};
+    }
+
+    /// Only while replaying a failing schedule: details for the current trace line.
+    bool verbose() const noexcept {
+        return verbose_ && current_ >= 0;
+    }
+    void note(const std::string& detail) {
+        if (verbose() && !trace_.empty()) trace_.back() += detail;
     }
 
     void check(bool ok, const std::string& what) {
@@ -320,12 +339,15 @@ private:
                 // A store becomes visible. It is not a thread, so the thread that
                 // ran before it stays the default to continue.
                 auto& buf = threads_[static_cast<std::size_t>(choice) - n].buffer;
-                trace_.push_back({choice - static_cast<int>(n),
-                                  "flush: its oldest buffered store reaches memory"});
+                if (verbose_)
+                    trace_.push_back("T" + std::to_string(choice - static_cast<int>(n)) +
+                                     " flush: its oldest buffered store reaches memory");
                 commit_oldest(buf);
                 continue;
             }
-            trace_.push_back({choice, threads_[static_cast<std::size_t>(choice)].next_op});
+            if (verbose_)
+                trace_.push_back("T" + std::to_string(choice) + " " +
+                                 threads_[static_cast<std::size_t>(choice)].next_op);
             resume(choice);
             prev = choice;
         }
@@ -353,8 +375,8 @@ private:
         if (!failure_.empty()) {
             result_.failed = true;
             result_.failure = failure_;
-            for (auto& [tid, op] : trace_)
-                result_.trace += "T" + std::to_string(tid) + " " + op + "\n";
+            result_.trace.clear();
+            for (const std::string& line : trace_) result_.trace += line + "\n";
         }
         trace_.clear();
     }
@@ -471,7 +493,8 @@ private:
     std::vector<thread_rec> threads_;
     std::vector<step> steps_;
     std::vector<int> prefix_;
-    std::vector<std::pair<int, const char*>> trace_;
+    bool verbose_ = false;            // replaying a failure: keep a trace
+    std::vector<std::string> trace_;  // one line per step, only when verbose_
     int current_ = -1;
     ucontext_t main_ctx_{};
 #ifdef UTHREADS_MC_ASAN
@@ -528,7 +551,9 @@ struct atomics {
         T load(std::memory_order = std::memory_order_seq_cst) const noexcept {
             at("load");
             T v = v_;
-            if (current_engine != nullptr) current_engine->forward(&v_, &v, bytes);
+            if (current_engine != nullptr && current_engine->forward(&v_, &v, bytes))
+                note(" (own buffer)");
+            note(" -> " + show(v));
             return v;
         }
         void store(T v, std::memory_order o = std::memory_order_seq_cst) noexcept {
@@ -538,22 +563,27 @@ struct atomics {
                     current_engine->drain();  // an xchg: drains, then writes memory
                 } else {
                     current_engine->buffer_store(&v_, &v, bytes);
+                    note(" " + show(v) + " (into the store buffer)");
                     return;
                 }
             }
             v_ = v;
+            note(" " + show(v));
         }
         T exchange(T v, std::memory_order = std::memory_order_seq_cst) noexcept {
             rmw("exchange");
+            note(" " + show(v) + " (was " + show(v_) + ")");
             return std::exchange(v_, v);
         }
         bool compare_exchange_strong(T& expected, T desired, std::memory_order,
                                      std::memory_order) noexcept {
             rmw("cas");
             if (v_ == expected) {
+                note(" " + show(expected) + " -> " + show(desired) + " succeeded");
                 v_ = desired;
                 return true;
             }
+            note(" " + show(expected) + " -> " + show(desired) + " failed (saw " + show(v_) + ")");
             expected = v_;
             return false;
         }
@@ -563,10 +593,12 @@ struct atomics {
         }
         T fetch_add(T d, std::memory_order = std::memory_order_seq_cst) noexcept {
             rmw("fetch_add");
+            note(" " + show(d) + " (was " + show(v_) + ")");
             return std::exchange(v_, static_cast<T>(v_ + d));
         }
         T fetch_sub(T d, std::memory_order = std::memory_order_seq_cst) noexcept {
             rmw("fetch_sub");
+            note(" " + show(d) + " (was " + show(v_) + ")");
             return std::exchange(v_, static_cast<T>(v_ - d));
         }
 
@@ -577,6 +609,24 @@ struct atomics {
     private:
         static void at(const char* op) noexcept {
             if (current_engine != nullptr) current_engine->point(op);
+        }
+        static void note(const std::string& detail) {
+            if (current_engine != nullptr && current_engine->verbose())
+                current_engine->note(detail);
+        }
+        static std::string show(T v) {
+            if constexpr (std::is_same_v<T, bool>) {
+                return v ? "true" : "false";
+            } else if constexpr (std::is_enum_v<T>) {
+                return std::to_string(static_cast<long long>(v));
+            } else if constexpr (std::is_pointer_v<T>) {
+                if (v == nullptr) return "null";
+                if constexpr (std::is_arithmetic_v<std::remove_pointer_t<T>>)
+                    return "&" + std::to_string(*v);  // e.g. &3: the item whose value is 3
+                return "ptr";
+            } else {
+                return std::to_string(v);
+            }
         }
         // A read-modify-write: a locked instruction, which drains the buffer.
         static void rmw(const char* op) noexcept {
