@@ -49,10 +49,12 @@
 // (under TSan for data races).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -507,8 +509,12 @@ private:
 };
 
 /// Explores every schedule of the program that `setup` builds (called afresh for
-/// each execution), within the preemption bound.
+/// each execution), within the preemption bound. The environment variable
+/// UTHREADS_MC_MIN_BOUND=k raises every bound below k to k, for a deeper
+/// (slower) run than the default test suite does.
 inline result explore(const std::function<void(program&)>& setup, options opts = {}) {
+    if (const char* env = std::getenv("UTHREADS_MC_MIN_BOUND"))
+        opts.preemption_bound = std::max(opts.preemption_bound, std::atoi(env));
     engine e(opts);
     return e.explore(setup);
 }
