@@ -329,7 +329,7 @@ mc::result run_stealing_pool(mc::options opts) {
 }
 
 TEST(ParkerModelTest, SpawnOntoOwnDequeWakesAThief) {
-    constexpr int bound = 2;
+    constexpr int bound = 3;
     auto r = run_stealing_pool({.preemption_bound = bound});
     mc::report("spawn onto own deque, 2 workers stealing", r);
     EXPECT_TRUE(mc::passed(r));

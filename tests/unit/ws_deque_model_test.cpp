@@ -272,9 +272,9 @@ mc::result owner_and_thief_two_items(pop_variant v, mc::options opts) {
 }
 
 TEST(WsDequeModelTest, OwnerAndThiefTwoItems) {
-    // Unbounded, this program has millions of interleavings; bound 3 covers
-    // every race of up to three context switches.
-    constexpr int bound = 3;
+    // Unbounded, this program has millions of interleavings; bound 4 covers
+    // every race of up to four context switches.
+    constexpr int bound = 4;
     auto r = owner_and_thief_two_items(pop_variant::correct, {.preemption_bound = bound});
     mc::report("owner + thief, 2 items", r);
     EXPECT_TRUE(mc::passed(r));
@@ -340,7 +340,7 @@ TEST(WsDequeModelTest, GrowWhileThiefStealsTso) {
 
 TEST(WsDequeModelTest, TwoThievesAndOwner) {
     // Thieves race each other (abort and retry) and the owner for two items.
-    constexpr int bound = 3;
+    constexpr int bound = 4;
     auto r = mc::explore(
         [](mc::program& p) {
             auto w = std::make_shared<world>(2);
