@@ -30,16 +30,22 @@
 ///
 /// ## The invariant
 ///
-/// For an item queued before a call to notify_one(), and for every worker w, one of:
-///   (a) notify_one() claimed w (parked → notified) and wakes its backend; w runs
-///       steps 5, searches again, and only then may announce again; or
-///   (b) when notify_one() read w's state (or the idle count), w was not announced;
-///       so w's next announcement, and the re-check after it, come after the item
-///       was queued, and that re-check sees the item unless someone took it.
-/// Hence the property the model checker verifies (tests/unit/parker_model_test.cpp):
-/// once producers are done and every worker sleeps, every queue is empty. Each
-/// sleeping worker's last re-check ran after the last item was queued, and found
-/// nothing.
+/// *Once producers are done and every worker sleeps for good, every queue is
+/// empty.* Why: suppose item x is left while every worker sleeps for good. Each
+/// worker's last sleep came after an announcement, a fence and a re-check that
+/// found nothing. Take the notify_one() that followed x's queuing. If any load it
+/// makes read a value older than some worker's last announcement, its fence
+/// precedes that worker's fence in the seq_cst order, so that worker's last
+/// re-check saw x (and a worker that sees work searches again instead of
+/// sleeping): contradiction. So it saw every last announcement: the idle
+/// count it read includes them (a claim's decrement can come before the matching
+/// increment, but then the same argument applies to that worker's re-check), hence
+/// is not 0, and the first worker it examines is parked, so it claims it, which
+/// wakes that worker from what was supposed to be its last sleep: contradiction.
+/// The model checker verifies exactly this property over all bounded
+/// interleavings (tests/unit/parker_model_test.cpp). What a woken worker finds is
+/// published to it twice: by the queue's own release/acquire and by the claim
+/// (the CAS releases, finish_park()'s exchange acquires).
 ///
 /// A worker whose re-check finds work, or whose backend returns for its own reasons
 /// (I/O, a timer), leaves through step 5 too. If a producer claimed it meanwhile, a
@@ -48,8 +54,8 @@
 ///
 /// `idle` counts announced workers and is only a fast path for producers (most
 /// notify_one() calls in a busy runtime see 0 and cost one fence and one load).
-/// It may briefly over- or under-count during a transition; the argument above
-/// holds for any value it reads because every path that matters re-reads states.
+/// It can be briefly off during a transition (a claim's decrement landing before
+/// the claimed worker's own increment); the argument above covers that.
 ///
 /// Not (yet) here: Tokio's "searching" throttle, which skips waking when a worker
 /// is already searching and makes the last searcher re-check before it parks. It
