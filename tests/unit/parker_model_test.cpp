@@ -174,6 +174,14 @@ TEST(ParkerModelTest, TwoProducersTwoWorkers) {
     EXPECT_TRUE(mc::passed(r));
 }
 
+TEST(ParkerModelTest, OneProducerThreeWorkers) {
+    // notify_one() scans past workers that are running or already claimed.
+    constexpr int bound = 2;
+    auto r = run_shared_queue(1, 2, 3, idle_path::correct, bound);
+    mc::report("1 producer x 2 items, 3 workers", r);
+    EXPECT_TRUE(mc::passed(r));
+}
+
 TEST(ParkerModelTest, CheckerFindsLostWakeUp) {
     // The worker searches, finds nothing, and only then announces itself; a
     // producer that queues and notifies in between sees nobody to wake.
