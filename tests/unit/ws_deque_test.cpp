@@ -77,9 +77,11 @@ TEST(WsDequeTest, MinimumCapacityIsRoundedUpToAPowerOfTwo) {
 }
 
 // One owner pushes `total` items in random bursts and pops some of them back,
-// while `thieves` threads steal until the owner is done and the deque is empty.
-// Every item must be taken exactly once, carry the value the owner wrote, and
-// each thief must see its items in push order.
+// while `thieves` threads steal. Then the thieves stop and the owner, alone,
+// drains the rest: with nobody racing it, pop() must return exactly what is
+// left (a spurious "empty" would show up as missing items). Every item must be
+// taken exactly once, carry the value the owner wrote, and each thief must see
+// its items in push order.
 struct item {
     std::uint32_t value;  // written by the owner before push, plain (non-atomic)
 };
@@ -87,23 +89,16 @@ struct item {
 void stress(unsigned thieves, std::uint32_t total) {
     std::vector<item> items(total);
     detail::ws_deque<item*> q(8);  // small, so it grows under contention
-    std::atomic<bool> owner_done{false};
+    std::atomic<bool> stop{false};
 
     std::vector<std::vector<std::uint32_t>> stolen(thieves);
     std::vector<std::thread> threads;
     for (unsigned t = 0; t < thieves; ++t)
         threads.emplace_back([&, t] {
             auto& mine = stolen[t];
-            for (;;) {
+            while (!stop.load(std::memory_order_relaxed)) {
                 auto r = q.steal();
-                if (r.status == detail::steal_status::success) {
-                    mine.push_back(r.item->value);
-                } else if (r.status == detail::steal_status::empty &&
-                           owner_done.load(std::memory_order_acquire)) {
-                    // The owner has drained what it did not lose to us; once it
-                    // is done, empty is final.
-                    return;
-                }
+                if (r.status == detail::steal_status::success) mine.push_back(r.item->value);
             }
         });
 
@@ -122,9 +117,18 @@ void stress(unsigned thieves, std::uint32_t total) {
             popped.push_back(p->value);
         }
     }
-    while (item* p = q.pop()) popped.push_back(p->value);
-    owner_done.store(true, std::memory_order_release);
+    stop.store(true, std::memory_order_relaxed);
     for (auto& th : threads) th.join();
+    // Alone now: the deque holds exactly size_estimate() items, and pop() must
+    // hand out every one of them.
+    const std::size_t left = q.size_estimate();
+    std::size_t drained = 0;
+    while (item* p = q.pop()) {
+        popped.push_back(p->value);
+        ++drained;
+    }
+    EXPECT_EQ(drained, left);
+    EXPECT_EQ(q.steal().status, detail::steal_status::empty);
 
     std::vector<std::uint8_t> seen(total, 0);
     std::size_t count = popped.size();
@@ -143,8 +147,9 @@ void stress(unsigned thieves, std::uint32_t total) {
     for (std::uint32_t i = 0; i < total; ++i) wrong += seen[i] != 1;
     EXPECT_EQ(wrong, 0u) << "items lost or taken twice";
     // Not asserted (it depends on timing), but worth seeing in the log.
-    std::printf("[ stress   ] thieves=%u: owner popped %zu, thieves stole %zu\n", thieves,
-                popped.size(), stolen_total);
+    std::printf("[ stress   ] thieves=%u: owner popped %zu (%zu of them after the thieves "
+                "stopped), thieves stole %zu\n",
+                thieves, popped.size(), drained, stolen_total);
 }
 
 constexpr std::uint32_t stress_items = 1'000'000;
