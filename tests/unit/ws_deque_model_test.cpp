@@ -7,12 +7,14 @@
 //   - every pushed item is taken exactly once, by a pop, a steal, or the final
 //     drain after all threads finished (no loss, no duplication);
 //   - a thief takes items in push order (steals are FIFO).
-// The checker explores sequentially consistent interleavings only; see the
-// header of model_check.hpp for what that leaves out.
+// Tests named *Tso run the program under x86-TSO store buffering as well as
+// under sequential consistency; see the header of model_check.hpp for what
+// neither covers.
 //
 // The CheckerFinds* tests run the same programs on a deliberately broken deque
 // and assert that the checker reports the bug: a checker that cannot fail proves
-// nothing.
+// nothing. One bug (no last-element CAS) breaks the algorithm's logic; the
+// other (no fence in pop) is invisible under SC and must be found under TSO.
 #include "model_check.hpp"
 
 #include <uthreads/detail/ws_deque.hpp>
