@@ -158,9 +158,14 @@ public:
                 for (const step& s : steps_) prefix_.push_back(s.chosen);
                 verbose_ = true;
                 const std::string first = result_.failure;
+                result_.failed = false;
+                result_.failure.clear();
                 run_one(setup);
-                if (result_.failure != first)
-                    result_.failure = first + " (replay diverged: " + result_.failure + ")";
+                if (!result_.failed)
+                    result_.failure = first + " (the replay did not reproduce it)";
+                else if (result_.failure != first)
+                    result_.failure = first + " (the replay diverged: " + result_.failure + ")";
+                result_.failed = true;
                 break;
             }
             if (result_.executions >= opts_.max_executions) {
