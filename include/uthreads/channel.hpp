@@ -6,7 +6,10 @@
 /// directly from sender to a waiting receiver (no buffer round trip), and
 /// waiters are served FIFO.
 ///
-/// Thread safety: one runtime thread.
+/// Thread safety: safe across the workers of one runtime: with several workers
+/// every operation runs under the channel's spinlock, and a value handed to a
+/// parked receiver is written into its operation before the receiver's worker
+/// is told to resume it.
 #pragma once
 
 #include <uthreads/detail/waiter_list.hpp>
@@ -46,6 +49,7 @@ public:
         bool yield_ = false;
         bool await_ready() {
             s = &detail::current_scheduler("channel::send");
+            detail::sync_guard g(ch->lock_);
             if (ch->closed_) throw channel_closed();
             if (detail::cancel_pending(s->current_)) throw ::uthreads::cancelled{};
             if (!ch->try_send_now(value)) return false;
@@ -58,7 +62,16 @@ public:
                 detail::yield_after(*s, h);
                 return true;
             }
-            detail::park_in_checked<send_operation, &list_of>(this, ch->senders_, h);
+            detail::sync_guard g(ch->lock_);
+            if (s->multi()) [[unlikely]] {
+                // Another worker may have changed the channel since await_ready.
+                if (ch->closed_) {
+                    closed_seen = true;
+                    return false;
+                }
+                if (ch->try_send_now(value)) return false;
+            }
+            detail::park_in_checked<send_operation, &list_of>(this, ch->senders_, h, ch->lock_);
             return true;
         }
         void await_resume() const {
@@ -75,6 +88,7 @@ public:
         bool await_ready() {
             s = &detail::current_scheduler("channel::recv");
             if (detail::cancel_pending(s->current_)) throw ::uthreads::cancelled{};
+            detail::sync_guard g(ch->lock_);
             if (!ch->try_recv_now(slot)) return false;
             if (--s->budget_ > 0) return true;
             yield_ = true;
@@ -85,7 +99,11 @@ public:
                 detail::yield_after(*s, h);
                 return true;
             }
-            detail::park_in_checked<recv_operation, &list_of>(this, ch->receivers_, h);
+            detail::sync_guard g(ch->lock_);
+            // Another worker may have sent or closed since await_ready.
+            if (s->multi() && ch->try_recv_now(slot)) [[unlikely]]
+                return false;
+            detail::park_in_checked<recv_operation, &list_of>(this, ch->receivers_, h, ch->lock_);
             return true;
         }
         std::optional<T> await_resume() {
@@ -116,6 +134,7 @@ public:
     /// Send without waiting: false if it would have to wait. Throws channel_closed
     /// on a closed channel.
     bool try_send(T v) {
+        detail::sync_guard g(lock_);
         if (closed_) throw channel_closed();
         return try_send_now(v);
     }
@@ -124,6 +143,7 @@ public:
     /// drained; check `closed()` to tell them apart).
     std::optional<T> try_recv() {
         std::optional<T> out;
+        detail::sync_guard g(lock_);
         try_recv_now(out);
         return out;
     }
@@ -131,6 +151,7 @@ public:
     /// Close: pending and future sends throw channel_closed; receivers drain what
     /// is buffered, then get nullopt. Idempotent.
     void close() {
+        detail::sync_guard g(lock_);
         if (closed_) return;
         closed_ = true;
         while (!receivers_.empty()) detail::wake(receivers_.pop_front());
@@ -141,8 +162,14 @@ public:
         }
     }
 
-    bool closed() const noexcept { return closed_; }
-    std::size_t size() const noexcept { return count_; }
+    bool closed() const noexcept {
+        detail::sync_guard g(lock_);
+        return closed_;
+    }
+    std::size_t size() const noexcept {
+        detail::sync_guard g(lock_);
+        return count_;
+    }
     std::size_t capacity() const noexcept { return buf_.size(); }
 
 private:
@@ -197,6 +224,7 @@ private:
     std::size_t head_ = 0, count_ = 0;
     detail::waiter_list senders_, receivers_;
     bool closed_ = false;
+    mutable detail::spinlock lock_;
 };
 
 }  // namespace uthreads

@@ -10,7 +10,7 @@
 
 namespace uthreads {
 
-/// Thread safety: one runtime thread.
+/// Thread safety: safe across the workers of one runtime.
 class condition_variable {
 public:
     condition_variable() = default;
@@ -22,6 +22,7 @@ public:
     /// always owns the mutex afterwards. Throws std::invalid_argument if `lock` does
     /// not own a mutex. Suspension and cancellation point (loses nothing).
     task<void> wait(mutex::lock_guard& lock);
+    // (Implementation: parks, then unlocks, so no notification is lost.)
 
     /// Wait until `pred()` holds (checked under the lock).
     template <class Pred>

@@ -7,7 +7,8 @@
 namespace uthreads {
 
 /// Once `set`, every current and future `wait` completes until `clear`.
-/// Thread safety: one runtime thread.
+/// Thread safety: safe across the workers of one runtime (the flag shares the
+/// wait queue's lock).
 class event {
 public:
     event() = default;
@@ -16,25 +17,34 @@ public:
 
     /// Set the flag and wake every waiter.
     void set() {
+        detail::sync_guard g(q_.lock_);
         set_ = true;
-        q_.wake_all();
+        q_.wake_all_locked();
     }
-    void clear() noexcept { set_ = false; }
-    bool is_set() const noexcept { return set_; }
+    void clear() noexcept {
+        detail::sync_guard g(q_.lock_);
+        set_ = false;
+    }
+    bool is_set() const noexcept {
+        detail::sync_guard g(q_.lock_);
+        return set_;
+    }
 
     struct wait_operation : wait_queue::wait_operation {
         event* e;
         bool await_ready() {
             // A checkpoint even when already set, so a loop over a set event still
             // yields to others and sees cancellation.
-            return detail::enter_fast_path(detail::current_scheduler("event::wait")) && e->set_;
+            return detail::enter_fast_path(detail::current_scheduler("event::wait")) && e->is_set();
         }
         bool await_suspend(std::coroutine_handle<> h) {
+            detail::sync_guard g(q->lock_);
             if (e->set_) {
                 detail::yield_after(*detail::tls_scheduler, h);
                 return true;
             }
-            return wait_queue::wait_operation::await_suspend(h);
+            return detail::park_in<wait_queue::wait_operation, &list_of>(this, q->waiters_, h,
+                                                                         q->lock_);
         }
     };
     /// Wait until the flag is set. Suspension and cancellation point (loses

@@ -31,8 +31,10 @@ public:
     template <class T>
     void spawn(task<T> t, std::string name = {}) {
         if (!t.valid()) detail::throw_empty_task();
+        // The calling worker (a child may spawn siblings from another worker).
+        auto& s = detail::current_scheduler("nursery::spawn");
         auto h = t.release();
-        adopt(s_->spawn(h, &h.promise(), std::move(name)));
+        adopt(s, s.create(h, &h.promise(), std::move(name)));
     }
 
     /// Cancel the body and every child (not a failure: `with_nursery` returns
@@ -40,7 +42,10 @@ public:
     void cancel();
 
     /// Number of children still running.
-    std::size_t running() const noexcept { return children_.size(); }
+    std::size_t running() const noexcept {
+        detail::sync_guard g(lock_);
+        return children_.size();
+    }
 
     // Used by with_nursery; not for users.
     explicit nursery(detail::scheduler& s);
@@ -52,10 +57,13 @@ public:
     detail::cancel_scope_node& body_scope() noexcept { return body_scope_; }
 
 private:
-    void adopt(detail::microthread* child);
+    void adopt(detail::scheduler& s, detail::microthread* child);
     void on_child_done(detail::microthread* m) noexcept override;
-    void fail(std::exception_ptr e) noexcept;
-    void cancel_children() noexcept;
+    // The *_locked functions run with lock_ held (several workers).
+    void fail_locked(std::exception_ptr e) noexcept;
+    void cancel_locked() noexcept;
+    void cancel_children_locked() noexcept;
+    static void cancel_body_here(void* self) noexcept;
 
     detail::scheduler* s_;
     detail::microthread* parent_;
@@ -64,14 +72,18 @@ private:
     detail::cancel_scope_node body_scope_;
     bool body_scope_pushed_ = false;
     bool closed_ = false;
+    bool cancelled_ = false;  // cancel() or a failure: later children start cancelled
     detail::microthread* joiner_ = nullptr;
+    // Several workers: guards children_, error_, closed_ and joiner_ (children
+    // finish, fail and spawn siblings from their own workers).
+    mutable detail::spinlock lock_;
     friend class body_scope_guard;
 };
 
 struct nursery::join_operation : detail::wait_node {
     nursery* n;
-    bool await_ready() const noexcept { return n->children_.empty(); }
-    void await_suspend(std::coroutine_handle<> h) noexcept;
+    bool await_ready() const noexcept { return n->running() == 0; }
+    bool await_suspend(std::coroutine_handle<> h) noexcept;
     void await_resume() const noexcept {}
 };
 

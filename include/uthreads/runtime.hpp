@@ -19,8 +19,11 @@ struct options {
     /// platform default ("epoll"). An unknown name throws std::invalid_argument that
     /// lists the available backends.
     std::string backend;
-    /// Worker threads. Only 1 is supported until the multi-threaded runtime lands;
-    /// any other value throws std::invalid_argument.
+    /// Worker threads: 1 runs everything on the caller's thread; N > 1 runs N
+    /// workers (the caller's thread and N-1 new ones), each with its own instance
+    /// of the backend, sharing microthreads that have not started yet by work
+    /// stealing (docs/threads.md); 0 means std::thread::hardware_concurrency().
+    /// More than 1024 throws std::invalid_argument.
     unsigned threads = 1;
     /// Seed for the "sim" backend's schedule shuffling (ignored elsewhere).
     std::uint64_t seed = 0;

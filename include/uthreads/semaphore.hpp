@@ -10,7 +10,8 @@ namespace uthreads {
 
 /// A unit released while microthreads wait is handed directly to the
 /// longest-waiting one (no barging), so waiters cannot starve.
-/// Thread safety: one runtime thread.
+/// Thread safety: safe across the workers of one runtime (each operation runs
+/// under a spinlock when the runtime has several workers).
 class semaphore {
 public:
     /// Throws std::invalid_argument if `initial` is negative.
@@ -26,11 +27,12 @@ public:
             return sem->try_acquire();
         }
         bool await_suspend(std::coroutine_handle<> h) {
-            if (sem->try_acquire()) {
+            detail::sync_guard g(sem->lock_);
+            if (sem->try_acquire_locked()) {
                 detail::yield_after(*detail::tls_scheduler, h);
                 return true;
             }
-            return detail::park_in<acquire_operation, &list_of>(this, sem->waiters_, h);
+            return detail::park_in<acquire_operation, &list_of>(this, sem->waiters_, h, sem->lock_);
         }
         void await_resume() const { detail::throw_if_cancelled(*this); }
         static detail::waiter_list& list_of(acquire_operation* w) { return w->sem->waiters_; }
@@ -46,6 +48,26 @@ public:
 
     /// Take one unit if available without waiting.
     bool try_acquire() noexcept {
+        detail::sync_guard g(lock_);
+        return try_acquire_locked();
+    }
+
+    /// Return one unit: to the longest waiter if any, else to the count.
+    void release() {
+        detail::sync_guard g(lock_);
+        if (!waiters_.empty())
+            detail::wake(waiters_.pop_front());
+        else
+            ++count_;
+    }
+
+    std::ptrdiff_t available() const noexcept {
+        detail::sync_guard g(lock_);
+        return count_;
+    }
+
+private:
+    bool try_acquire_locked() noexcept {
         if (count_ > 0 && waiters_.empty()) {
             --count_;
             return true;
@@ -53,19 +75,9 @@ public:
         return false;
     }
 
-    /// Return one unit: to the longest waiter if any, else to the count.
-    void release() {
-        if (!waiters_.empty())
-            detail::wake(waiters_.pop_front());
-        else
-            ++count_;
-    }
-
-    std::ptrdiff_t available() const noexcept { return count_; }
-
-private:
     std::ptrdiff_t count_;
     detail::waiter_list waiters_;
+    mutable detail::spinlock lock_;
 };
 
 }  // namespace uthreads

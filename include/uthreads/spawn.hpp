@@ -13,6 +13,7 @@
 
 #include <exception>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -31,15 +32,31 @@ namespace detail {
 [[noreturn]] void throw_joined_twice();
 [[noreturn]] void throw_empty_handle(const char* what);
 void detach(microthread* m) noexcept;
+struct join_operation;
+std::coroutine_handle<> join_suspend_multi(join_operation* op, std::coroutine_handle<> h);
+/// Cancel `m` from any worker of a multi-threaded runtime (delivered on `m`'s own
+/// worker).
+void cancel_multi(microthread* m);
+
+/// `m->done`, read safely from any worker.
+inline bool done_of(const microthread* m) noexcept {
+    if (tls_multi) [[unlikely]] {
+        std::lock_guard lk(lock_of(m));
+        return m->done;
+    }
+    return m->done;
+}
 
 struct join_operation : wait_node {
     microthread* target;
     scheduler* s;
     bool await_ready() const {
         if (cancel_pending(s->current_)) throw ::uthreads::cancelled{};
-        return target->done;
+        return done_of(target);
     }
     std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) {
+        if (s->multi()) [[unlikely]]
+            return join_suspend_multi(this, h);
         if (!park(*s, *this, h)) return h;  // resumes at once and throws cancelled
         target->joiner = s->current_;
         try_cancel = [](wait_node* w) {
@@ -78,14 +95,17 @@ public:
     /// True once the microthread has finished (returned, thrown, or been cancelled).
     bool done() const {
         if (!m_) detail::throw_empty_handle("join_handle::done");
-        return m_->done;
+        return detail::done_of(m_);
     }
 
     /// Request cancellation: the microthread gets `cancelled` at its current or
     /// next suspension point. Idempotent; a no-op once it finished. Returns at once.
     void cancel() {
         if (!m_) detail::throw_empty_handle("join_handle::cancel");
-        if (!m_->done) m_->sched->cancel(m_);
+        if (detail::tls_multi) [[unlikely]]
+            detail::cancel_multi(m_);
+        else if (!m_->done)
+            m_->sched->cancel(m_);
     }
 
     /// Detach explicitly (same as dropping the handle).

@@ -1,8 +1,8 @@
 /// \file
 /// `wait_queue`: the low-level primitive to park microthreads until woken.
 ///
-/// Thread safety: one runtime thread (same as every primitive until the
-/// multi-threaded runtime lands).
+/// Thread safety: safe across the workers of one runtime (each operation runs
+/// under a spinlock when the runtime has several workers).
 #pragma once
 
 #include <uthreads/detail/waiter_list.hpp>
@@ -24,7 +24,8 @@ public:
             return false;
         }
         bool await_suspend(std::coroutine_handle<> h) {
-            return detail::park_in<wait_operation, &list_of>(this, q->waiters_, h);
+            detail::sync_guard g(q->lock_);
+            return detail::park_in<wait_operation, &list_of>(this, q->waiters_, h, q->lock_);
         }
         void await_resume() const { detail::throw_if_cancelled(*this); }
         static detail::waiter_list& list_of(wait_operation* w) { return w->q->waiters_; }
@@ -41,6 +42,7 @@ public:
 
     /// Wake the longest-waiting microthread. Returns false if none was waiting.
     bool wake_one() {
+        detail::sync_guard g(lock_);
         if (waiters_.empty()) return false;
         detail::wake(waiters_.pop_front());
         return true;
@@ -48,6 +50,18 @@ public:
 
     /// Wake every waiting microthread; returns how many.
     std::size_t wake_all() {
+        detail::sync_guard g(lock_);
+        return wake_all_locked();
+    }
+
+    bool empty() const noexcept {
+        detail::sync_guard g(lock_);
+        return waiters_.empty();
+    }
+
+private:
+    friend class event;
+    std::size_t wake_all_locked() {
         std::size_t n = 0;
         while (!waiters_.empty()) {
             detail::wake(waiters_.pop_front());
@@ -55,11 +69,8 @@ public:
         }
         return n;
     }
-
-    bool empty() const noexcept { return waiters_.empty(); }
-
-private:
     detail::waiter_list waiters_;
+    mutable detail::spinlock lock_;
 };
 
 }  // namespace uthreads

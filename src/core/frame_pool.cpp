@@ -2,6 +2,7 @@
 #include <uthreads/detail/frame_pool.hpp>
 #include <uthreads/lowlevel/backend.hpp>
 
+#include <atomic>
 #include <new>
 
 namespace uthreads::detail {
@@ -47,6 +48,15 @@ void* frame_alloc_slow(std::size_t size) {
     return p;
 }
 
+// Net frames of worker threads that ended (see fold_frame_count).
+std::atomic<long long> folded_frames{0};
+
+void fold_frame_count() noexcept {
+    frame_cache& c = tls_frame_cache;
+    folded_frames.fetch_add(c.live, std::memory_order_relaxed);
+    c.live = 0;
+}
+
 void frame_free_slow(void* p, std::size_t) noexcept {
     // Either a large block or a thread that is exiting (lists already released).
     --tls_frame_cache.live;
@@ -56,5 +66,7 @@ void frame_free_slow(void* p, std::size_t) noexcept {
 }  // namespace uthreads::detail
 
 namespace uthreads::lowlevel {
-long long live_frames() noexcept { return detail::tls_frame_cache.live; }
+long long live_frames() noexcept {
+    return detail::tls_frame_cache.live + detail::folded_frames.load(std::memory_order_relaxed);
+}
 }  // namespace uthreads::lowlevel

@@ -1,4 +1,13 @@
 // Nurseries: children, failure propagation, joining.
+//
+// With several workers, children finish (on_child_done), fail, cancel the
+// nursery and spawn siblings from their own workers, so children_, error_,
+// closed_ and joiner_ live under lock_ (sync_guard: a no-op with one worker).
+// Cancelling the body must happen on the parent's worker: cancel_locked posts it
+// there. That message is posted before the posting child finishes, and the
+// parent is only woken (through the same FIFO remote queue) once every child has
+// finished, so the nursery is still alive when the message runs.
+// Lock order: nursery → microthread stripe (cancel) → remote queue.
 #include "scheduler_internal.hpp"
 
 #include <uthreads/nursery.hpp>
@@ -16,19 +25,37 @@ nursery::~nursery() {
     }
 }
 
-void nursery::adopt(detail::microthread* child) {
-    if (closed_) {
-        // Too late to join it: cancel it right away and let it run detached.
-        s_->cancel(child);
+void nursery::adopt(detail::scheduler& s, detail::microthread* child) {
+    {
+        detail::sync_guard g(lock_);
+        if (!closed_) {
+            if (cancelled_) {
+                // Spawned into a cancelled nursery (with several workers a child
+                // can finish and cancel it while the body is still spawning): it
+                // starts cancelled, like its siblings. Not runnable yet, so its
+                // flags are still ours to write.
+                child->root_scope.cancelled = true;
+                child->cancel_hint = true;
+            }
+            child->listener = this;
+            child->index_in_owner = children_.size();
+            children_.push_back(child);
+        }
+    }
+    if (child->listener != this) {
+        // Too late to join it: cancel it right away and let it run detached. It
+        // is not runnable yet, so its flags are still ours to write.
+        child->root_scope.cancelled = true;
+        child->cancel_hint = true;
+        s.publish(child);
         detail::release(child);
         throw std::logic_error("uthreads::nursery::spawn: the nursery has already closed");
     }
-    child->listener = this;
-    child->index_in_owner = children_.size();
-    children_.push_back(child);
+    s.publish(child);
 }
 
 void nursery::on_child_done(detail::microthread* m) noexcept {
+    detail::sync_guard g(lock_);
     // Take it out of children_ (swap-remove).
     detail::microthread* last = children_.back();
     children_[m->index_in_owner] = last;
@@ -44,26 +71,43 @@ void nursery::on_child_done(detail::microthread* m) noexcept {
             was_cancel = true;
         } catch (...) {
         }
-        if (!was_cancel) fail(e);
+        if (!was_cancel) fail_locked(e);
     }
     detail::release(m);
+    // unpark hands the parent to its own worker if that is not this one.
     if (children_.empty() && joiner_) detail::unpark(*s_, std::exchange(joiner_, nullptr));
 }
 
-void nursery::fail(std::exception_ptr e) noexcept {
+void nursery::fail_locked(std::exception_ptr e) noexcept {
     if (!error_) error_ = std::move(e);
-    cancel();
+    cancel_locked();
 }
 
 void nursery::cancel() {
-    body_scope_.cancelled = true;
-    parent_->cancel_hint = true;
-    s_->deliver_cancel(parent_);
-    cancel_children();
+    detail::sync_guard g(lock_);
+    cancel_locked();
 }
 
-void nursery::cancel_children() noexcept {
-    // cancel() only schedules; it never runs a child, so children_ is stable here.
+void nursery::cancel_body_here(void* self) noexcept {
+    auto* n = static_cast<nursery*>(self);
+    n->body_scope_.cancelled = true;
+    n->parent_->cancel_hint = true;
+    n->s_->deliver_cancel(n->parent_);
+}
+
+void nursery::cancel_locked() noexcept {
+    cancelled_ = true;
+    // The body's scope and its microthread's flags belong to the parent's worker.
+    if (detail::tls_multi && detail::tls_scheduler != s_) [[unlikely]]
+        s_->post(&cancel_body_here, this);
+    else
+        cancel_body_here(this);
+    cancel_children_locked();
+}
+
+void nursery::cancel_children_locked() noexcept {
+    // cancel() only schedules (or posts); it never runs a child, so children_ is
+    // stable here.
     for (detail::microthread* c : children_) s_->cancel(c);
 }
 
@@ -73,14 +117,19 @@ void nursery::body_failed(std::exception_ptr e) {
     } catch (const cancelled&) {
         // The body was cancelled: by this nursery (then not an error of its own) or
         // from outside (finish() rethrows that); either way stop the children.
-        cancel_children();
+        detail::sync_guard g(lock_);
+        cancel_children_locked();
         return;
     } catch (...) {
     }
-    fail(std::move(e));
+    detail::sync_guard g(lock_);
+    fail_locked(std::move(e));
 }
 
-void nursery::join_operation::await_suspend(std::coroutine_handle<> h) noexcept {
+bool nursery::join_operation::await_suspend(std::coroutine_handle<> h) noexcept {
+    detail::sync_guard g(n->lock_);
+    // With several workers the last child may have finished since await_ready.
+    if (n->children_.empty()) return false;
     detail::microthread* m = n->s_->current_;
     m->resume = h;
     m->wait = this;
@@ -88,11 +137,14 @@ void nursery::join_operation::await_suspend(std::coroutine_handle<> h) noexcept 
     try_cancel = [](detail::wait_node* w) {
         // Cancelling the parent while it joins cancels the children; it keeps
         // waiting for them (nothing may outlive with_nursery).
-        static_cast<join_operation*>(w)->n->cancel_children();
+        nursery* n = static_cast<join_operation*>(w)->n;
+        detail::sync_guard g(n->lock_);
+        n->cancel_children_locked();
         return false;
     };
     // Cancellation may already be pending (the body was cancelled from outside).
-    if (detail::cancel_pending(m)) n->cancel_children();
+    if (detail::cancel_pending(m)) n->cancel_children_locked();
+    return true;
 }
 
 nursery::join_operation nursery::join_all() {
@@ -102,7 +154,10 @@ nursery::join_operation nursery::join_all() {
 }
 
 void nursery::finish() {
-    closed_ = true;
+    {
+        detail::sync_guard g(lock_);
+        closed_ = true;
+    }
     if (error_) std::rethrow_exception(error_);
     if (detail::cancel_pending(parent_)) throw cancelled{};
 }

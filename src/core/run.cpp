@@ -5,11 +5,13 @@
 #include <uthreads/runtime.hpp>
 #include <uthreads/spawn.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 namespace uthreads {
 
@@ -24,6 +26,8 @@ struct tls_scheduler_guard {
     tls_scheduler_guard& operator=(const tls_scheduler_guard&) = delete;
 };
 
+constexpr unsigned max_threads = 1024;
+
 std::string chosen_backend(const options& opts) {
     if (!opts.backend.empty()) return opts.backend;
     if (const char* env = std::getenv("UTHREADS_BACKEND"); env && *env) return env;
@@ -36,10 +40,20 @@ void run_root(std::coroutine_handle<> frame, promise_base* root, const options& 
         throw std::logic_error(
             "uthreads::run: a runtime is already running on this thread (run() does not nest; "
             "use co_await or spawn inside it)");
-    if (opts.threads != 1)
+    unsigned threads = opts.threads;
+    if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+    if (threads > max_threads)
         throw std::invalid_argument("uthreads::run: options.threads = " +
-                                    std::to_string(opts.threads) +
-                                    " is not supported yet; only 1 worker is");
+                                    std::to_string(opts.threads) + " is more than " +
+                                    std::to_string(max_threads));
+    if (threads > 1) {
+        // Several workers (worker_group, in scheduler.cpp). The single-threaded
+        // path below is untouched by it.
+        worker_group g(threads, chosen_backend(opts), opts.seed);
+        tls_scheduler_guard guard(g.workers[0].get());
+        g.run(frame, root);
+        return;
+    }
     std::unique_ptr<lowlevel::backend> b = lowlevel::make_backend(chosen_backend(opts));
     scheduler s(*b, opts.seed, b->shuffles_ready_queue());
     tls_scheduler_guard guard(&s);

@@ -6,25 +6,45 @@
 // - Backend callbacks only schedule; they never resume a microthread, so the
 //   backend may keep iterating its event list.
 // - `all_` holds every microthread that has not finished; `index` is its slot.
+//   With several workers: every microthread this worker has started and that
+//   has not finished (one that never ran is in no all_, only in a deque).
+//
+// The multi-threaded half (options.threads > 1) is at the end of this file;
+// docs/threads.md describes its rules.
 #include "scheduler_internal.hpp"
 
 #include <uthreads/lowlevel/backend.hpp>
+#include <uthreads/spawn.hpp>
 #include <uthreads/task.hpp>
 
 #include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
 
 namespace uthreads::detail {
 
 namespace {
 thread_local long long tls_live_microthreads = 0;
-}
+// Microthreads of multi-threaded runtimes (spawned on one thread, released on
+// another, so a per-thread count would not balance).
+std::atomic<long long> multi_live_microthreads{0};
+}  // namespace
+
+struct scheduler::fresh_deque {
+    ws_deque<microthread*> q;
+};
+
+struct remote_item {
+    microthread* m;          // a wake-up of m, when fn is null
+    void (*fn)(void*);       // else a call of fn(arg) on the worker
+    void* arg;
+};
 
 struct scheduler::remote_queue {
     std::mutex mu;
-    std::vector<microthread*> items;  // guarded by mu
+    std::vector<remote_item> items;  // guarded by mu
     // invariant: true whenever items is non-empty. Written under mu; read without
     // it (relaxed is enough: a stale false is corrected by the backend wake-up that
     // schedule_remote always issues after setting it).
@@ -56,6 +76,7 @@ scheduler::~scheduler() {
     // it before the backend and this object go away.
     { std::lock_guard lk(remote_->mu); }
     delete remote_;
+    delete fresh_;
 }
 
 void scheduler::release_registrations() noexcept {
@@ -87,26 +108,49 @@ blocking_pool& scheduler_blocking_pool(scheduler& s) { return s.remote_->pool; }
 
 void scheduler::schedule_remote(microthread* m) {
     std::lock_guard lk(remote_->mu);
-    remote_->items.push_back(m);
+    remote_->items.push_back({m, nullptr, nullptr});
     remote_->pending.store(true, std::memory_order_relaxed);
     backend_.wake();
 }
 
+void scheduler::post(void (*fn)(void*), void* arg) {
+    std::lock_guard lk(remote_->mu);
+    remote_->items.push_back({nullptr, fn, arg});
+    remote_->pending.store(true, std::memory_order_relaxed);
+    backend_.wake();
+}
+
+void scheduler::unpark_multi(microthread* m) {
+    if (this == tls_scheduler) {
+        m->wait = nullptr;
+        schedule(m);
+    } else {
+        // invariant: m is a started microthread of this worker (started ones never
+        // migrate), so m->wait is only written here, by drain_remote.
+        schedule_remote(m);
+    }
+}
+
 void scheduler::drain_remote() {
     if (!remote_->pending.load(std::memory_order_relaxed)) return;
-    std::vector<microthread*> items;
+    std::vector<remote_item> items;
     {
         std::lock_guard lk(remote_->mu);
         items.swap(remote_->items);
         remote_->pending.store(false, std::memory_order_relaxed);
     }
-    for (microthread* m : items) {
-        m->wait = nullptr;
-        schedule(m);
+    // In order: a cancellation posted before a wake-up is seen before it.
+    for (const remote_item& it : items) {
+        if (it.fn) {
+            it.fn(it.arg);
+        } else {
+            it.m->wait = nullptr;
+            schedule(it.m);
+        }
     }
 }
 
-microthread* scheduler::spawn(std::coroutine_handle<> frame, promise_base* root, std::string name) {
+microthread* scheduler::create(std::coroutine_handle<> frame, promise_base* root, std::string name) {
     auto* m = new microthread;
     m->sched = this;
     m->frame = frame;
@@ -114,8 +158,9 @@ microthread* scheduler::spawn(std::coroutine_handle<> frame, promise_base* root,
     m->root = root;
     root->owner = m;
     m->refs = 2;  // the scheduler's, until it finishes; and its handle's
-    m->id = next_id_++;
     if (!name.empty()) m->name = new std::string(std::move(name));
+    if (multi_) return spawn_multi(m);
+    m->id = next_id_++;
     m->index = all_.size();
     all_.push_back(m);
     ++tls_live_microthreads;
@@ -123,11 +168,35 @@ microthread* scheduler::spawn(std::coroutine_handle<> frame, promise_base* root,
         m->root_scope.cancelled = true;
         m->cancel_hint = true;
     }
-    schedule(m);
     return m;
 }
 
+void scheduler::publish(microthread* m) {
+    if (multi_) [[unlikely]] {
+        scheduler* here = tls_scheduler;
+        if (here && here->group_ == group_) {
+            // invariant: only the owning worker pushes to its deque.
+            here->fresh_->q.push(m);
+            group_->notify();
+        } else {
+            // Not on a worker of this runtime: let worker `this` queue it.
+            post([](void* p) {
+                auto* m = static_cast<microthread*>(p);
+                scheduler* w = tls_scheduler;
+                w->fresh_->q.push(m);
+                w->group_->notify();
+            }, m);
+        }
+        return;
+    }
+    schedule(m);
+}
+
 void scheduler::cancel(microthread* m) {
+    if (multi_) [[unlikely]] {
+        cancel_multi(m);
+        return;
+    }
     m->root_scope.cancelled = true;
     m->cancel_hint = true;
     deliver_cancel(m);
@@ -144,6 +213,8 @@ void scheduler::deliver_cancel(microthread* m) {
 }
 
 std::coroutine_handle<> scheduler::finish(microthread* m) noexcept {
+    if (multi_) [[unlikely]]
+        return finish_multi(m);
     m->done = true;
     microthread* last = all_.back();
     all_[m->index] = last;
@@ -166,13 +237,23 @@ std::coroutine_handle<> scheduler::finish(microthread* m) noexcept {
 }
 
 void release(microthread* m) noexcept {
-    if (--m->refs != 0) return;
+    if (tls_multi) [[unlikely]] {
+        // Several workers: the last reference may be dropped on any of them.
+        // acq_rel: whoever frees sees every write made before the other drops.
+        if (std::atomic_ref<std::uint32_t>(m->refs).fetch_sub(1, std::memory_order_acq_rel) != 1)
+            return;
+    } else if (--m->refs != 0) {
+        return;
+    }
     if (m->root && m->root->exception && !m->error_observed)
         report_unhandled(m->name ? *m->name : std::string(), m->root->exception);
     if (m->frame) m->frame.destroy();
     delete m->name;
     delete m;
-    --tls_live_microthreads;
+    if (tls_multi)
+        multi_live_microthreads.fetch_sub(1, std::memory_order_relaxed);
+    else
+        --tls_live_microthreads;
 }
 
 void detach(microthread* m) noexcept {
@@ -368,6 +449,301 @@ void scheduler::shutdown_guest() {
     backend_.hold_host(false);
 }
 
+// ---------------------------------------------------------------------------
+// Several workers (options.threads > 1)
+//
+// The rule that keeps this small: a microthread may move to another worker
+// only before it first runs (it sits in its spawner's `fresh_` deque until some
+// worker pops or steals it). Once started it stays: its timers, descriptor
+// registrations, wait nodes and `all_` slot belong to one worker, and whatever
+// another worker does to it (wake it, cancel it, join it) goes through that
+// worker's remote queue. What crosses workers on the record itself is ordered
+// by lock_of(m): its start (sched, started), its end (done, joiner, listener)
+// and flags set by a cancellation that came before it started.
+// ---------------------------------------------------------------------------
+
+microthread* scheduler::spawn_multi(microthread* m) {
+    m->id = group_->next_id.fetch_add(1, std::memory_order_relaxed);
+    group_->live.fetch_add(1, std::memory_order_relaxed);
+    multi_live_microthreads.fetch_add(1, std::memory_order_relaxed);
+    if (group_->shutdown.load(std::memory_order_acquire)) {
+        m->root_scope.cancelled = true;
+        m->cancel_hint = true;
+    }
+    return m;
+}
+
+namespace {
+// Runs on m's worker: the cancellation cancel_multi() posted there.
+void cancel_here(void* p) {
+    auto* m = static_cast<microthread*>(p);
+    if (!m->done) {
+        m->root_scope.cancelled = true;
+        m->cancel_hint = true;
+        m->sched->deliver_cancel(m);
+    }
+    release(m);  // the reference cancel_multi took for this message
+}
+}  // namespace
+
+void cancel_multi(microthread* m) {
+    {
+        std::lock_guard lk(lock_of(m));
+        if (m->done) return;
+        if (!m->started) {
+            // Still in a deque: whoever starts it takes this lock first, so it
+            // sees these flags and the first suspension point throws.
+            m->root_scope.cancelled = true;
+            m->cancel_hint = true;
+            return;
+        }
+        if (m->sched != tls_scheduler) {
+            // Keep m alive until the message runs (the canceller may drop its
+            // handle right after).
+            std::atomic_ref<std::uint32_t>(m->refs).fetch_add(1, std::memory_order_relaxed);
+            m->sched->post(&cancel_here, m);
+            return;
+        }
+    }
+    // m runs on this worker: nothing else touches its flags.
+    m->root_scope.cancelled = true;
+    m->cancel_hint = true;
+    m->sched->deliver_cancel(m);
+}
+
+void scheduler::cancel_multi(microthread* m) { detail::cancel_multi(m); }
+
+std::coroutine_handle<> join_suspend_multi(join_operation* op, std::coroutine_handle<> h) {
+    scheduler& s = *op->s;
+    if (!park(s, *op, h)) return h;  // resumes at once and throws cancelled
+    {
+        std::lock_guard lk(lock_of(op->target));
+        if (!op->target->done) {
+            op->target->joiner = s.current_;
+            op->try_cancel = [](wait_node* w) {
+                auto* o = static_cast<join_operation*>(w);
+                std::lock_guard g(lock_of(o->target));
+                // Cleared by finish_multi: the wake-up is on its way.
+                if (!o->target->joiner) return false;
+                o->target->joiner = nullptr;
+                return true;
+            };
+            return std::noop_coroutine();
+        }
+    }
+    // It finished since await_ready: continue at once.
+    s.current_->wait = nullptr;
+    return h;
+}
+
+std::coroutine_handle<> scheduler::finish_multi(microthread* m) noexcept {
+    worker_group& g = *group_;
+    microthread* last = all_.back();
+    all_[m->index] = last;
+    last->index = m->index;
+    all_.pop_back();
+    microthread* j;
+    completion_listener* l;
+    {
+        std::lock_guard lk(lock_of(m));
+        m->done = true;
+        j = std::exchange(m->joiner, nullptr);
+        l = m->listener;
+    }
+    if (l) l->on_child_done(m);
+    const bool was_main = m == g.main;
+    release(m);
+    if (was_main) {
+        g.shutdown.store(true, std::memory_order_release);
+        g.wake_all();
+    }
+    std::coroutine_handle<> next = std::noop_coroutine();
+    if (j) {
+        // j is started (it is parked in a join), so j->sched is stable.
+        if (j->sched == this) {
+            j->wait = nullptr;
+            if (--budget_ > 0) {
+                current_ = j;
+                next = j->resume;
+            } else {
+                schedule(j);
+            }
+        } else {
+            j->sched->schedule_remote(j);
+        }
+    }
+    // acq_rel: the worker that sees 0 and ends the run sees everything before.
+    if (g.live.fetch_sub(1, std::memory_order_acq_rel) == 1) g.wake_all();
+    return next;
+}
+
+void scheduler::start_stolen(microthread* m) noexcept {
+    {
+        std::lock_guard lk(lock_of(m));
+        m->sched = this;
+        m->started = true;
+    }
+    m->index = all_.size();
+    all_.push_back(m);
+    if (shutting_down_) {
+        m->root_scope.cancelled = true;
+        m->cancel_hint = true;
+    }
+}
+
+microthread* scheduler::take_fresh() noexcept {
+    microthread* m = fresh_->q.pop();
+    if (m) start_stolen(m);
+    return m;
+}
+
+bool scheduler::has_work_multi() noexcept {
+    worker_group& g = *group_;
+    if (!ready_.empty() || remote_->pending.load(std::memory_order_relaxed)) return true;
+    if (g.live.load(std::memory_order_acquire) == 0) return true;
+    if (!cancelled_all_ && g.shutdown.load(std::memory_order_acquire)) return true;
+    for (auto& w : g.workers)
+        if (w->fresh_->q.size_estimate() > 0) return true;
+    return false;
+}
+
+void scheduler::run_worker() {
+    worker_group& g = *group_;
+    const std::size_t n = g.workers.size();
+    for (;;) {
+        // A batch, alternating between never-run microthreads (LIFO: the newest
+        // spawn first, depth-first like a call) and the FIFO of woken ones, so
+        // that neither starves the other.
+        for (int i = 0; i < 256; ++i) {
+            microthread* m = nullptr;
+            if (i & 1) {
+                m = !ready_.empty() ? ready_.pop() : take_fresh();
+            } else {
+                m = take_fresh();
+                if (!m && !ready_.empty()) m = ready_.pop();
+            }
+            if (!m) break;
+            current_ = m;
+            budget_ = budget_per_resume;
+            m->resume.resume();
+        }
+        current_ = nullptr;
+        if (!cancelled_all_ && g.shutdown.load(std::memory_order_acquire)) {
+            cancelled_all_ = true;
+            cancel_all();
+        }
+        if (g.live.load(std::memory_order_acquire) == 0) break;
+        if (!ready_.empty() || fresh_->q.size_estimate() > 0) {
+            poll(false);
+            continue;
+        }
+        // Steal a never-run microthread from another worker.
+        microthread* stolen = nullptr;
+        rng_ ^= rng_ << 13;
+        rng_ ^= rng_ >> 7;
+        rng_ ^= rng_ << 17;
+        for (int round = 0; round < 2 && !stolen; ++round) {
+            bool contended = false;
+            for (std::size_t k = 0; k < n && !stolen; ++k) {
+                scheduler* v = g.workers[(rng_ + k) % n].get();
+                if (v == this) continue;
+                steal_result<microthread*> r = v->fresh_->q.steal();
+                if (r.status == steal_status::success) stolen = r.item;
+                else if (r.status == steal_status::abort) contended = true;
+            }
+            if (!contended) break;
+        }
+        if (stolen) {
+            start_stolen(stolen);
+            ready_.push(stolen);
+            poll(false);
+            continue;
+        }
+        // Nothing anywhere: park in the backend (it still serves our I/O and
+        // timers). The re-check comes after the announcement; producers of work
+        // we would not otherwise see (a fresh microthread in another deque) call
+        // notify(); remote queues and the end of the run always wake us.
+        g.park.prepare_park(index_);
+        const bool work = has_work_multi();
+        poll(!work);
+        g.park.finish_park(index_);
+    }
+    release_registrations();
+}
+
+void worker_group::make_worker(std::size_t i) {
+    backends[i] = lowlevel::make_backend(backend_name);
+    auto s = std::make_unique<scheduler>(*backends[i], seed + i, false);
+    s->multi_ = true;
+    s->group_ = this;
+    s->index_ = i;
+    s->fresh_ = new scheduler::fresh_deque;
+    workers[i] = std::move(s);
+}
+
+void worker_group::worker_life(std::size_t i) {
+    // Some backends (io_uring) must be made and run on the same thread, so each
+    // worker makes its own, then waits until all exist (others steal from its
+    // deque and wake its backend).
+    if (i != 0) {
+        try {
+            make_worker(i);
+        } catch (...) {
+            std::lock_guard lk(error_mu);
+            if (!error) error = std::current_exception();
+            failed.store(true, std::memory_order_relaxed);
+        }
+    }
+    ready.arrive_and_wait();
+    if (!failed.load(std::memory_order_relaxed)) {
+        tls_scheduler = workers[i].get();
+        tls_multi = true;
+        workers[i]->run_worker();
+    }
+    // Nobody steals from this worker's deque or wakes its backend once every
+    // worker has left its loop.
+    finished.arrive_and_wait();
+    if (workers[i]) {
+        // Every microthread finished, but a cancellation posted to this worker may
+        // not have been drained before it saw the end: run those now (each drops
+        // the reference it holds on a finished microthread).
+        workers[i]->drain_remote();
+        if (i != 0) {
+            workers[i].reset();
+            backends[i].reset();
+        }
+    }
+}
+
+void worker_group::run(std::coroutine_handle<> frame, promise_base* root) {
+    // main exists (live >= 1) before any worker looks: a worker that found the
+    // count at 0 would take the run for finished.
+    tls_scheduler = workers[0].get();
+    tls_multi = true;
+    main = workers[0]->create(frame, root, "main");
+    workers[0]->publish(main);
+    std::vector<std::thread> threads;
+    threads.reserve(workers.size() - 1);
+    for (std::size_t i = 1; i < workers.size(); ++i) {
+        threads.emplace_back([this, i] {
+            worker_life(i);
+            tls_multi = false;
+            tls_scheduler = nullptr;
+            fold_frame_count();
+        });
+    }
+    worker_life(0);
+    for (std::thread& t : threads) t.join();
+    // run() owns main's frame (it takes the value from it) and rethrows its
+    // exception itself.
+    main->frame = {};
+    main->error_observed = true;
+    if (failed.load(std::memory_order_relaxed)) release(main);  // never ran: the scheduler's
+    release(main);
+    tls_multi = false;
+    if (error) std::rethrow_exception(error);
+}
+
 void throw_no_runtime(const char* what) {
     throw std::logic_error(std::string("uthreads: ") + what +
                            " needs a running microthread (call it inside uthreads::run)");
@@ -376,5 +752,8 @@ void throw_no_runtime(const char* what) {
 }  // namespace uthreads::detail
 
 namespace uthreads::lowlevel {
-long long live_microthreads() noexcept { return detail::tls_live_microthreads; }
+long long live_microthreads() noexcept {
+    return detail::tls_live_microthreads +
+           detail::multi_live_microthreads.load(std::memory_order_relaxed);
+}
 }  // namespace uthreads::lowlevel

@@ -2,7 +2,14 @@
 #pragma once
 
 #include <uthreads/detail/core.hpp>
+#include <uthreads/detail/parker.hpp>
+#include <uthreads/detail/ws_deque.hpp>
+#include <uthreads/lowlevel/backend.hpp>
 #include <uthreads/to_thread.hpp>
+
+#include <atomic>
+#include <latch>
+#include <memory>
 
 #include <condition_variable>
 #include <cstddef>
@@ -39,5 +46,58 @@ private:
     std::size_t idle_ = 0;             // guarded by mu_
     bool stop_ = false;                // guarded by mu_
 };
+
+/// A multi-threaded runtime (options.threads > 1): N workers, each a scheduler
+/// on its own backend, run by its own OS thread (worker 0 on run()'s caller).
+/// See docs/threads.md for the rules; in short:
+/// - a spawned microthread goes to its spawner's `fresh_` deque; it may be
+///   stolen by any worker until it first runs, and then stays on the worker that
+///   ran it (its timers, I/O registrations and wait nodes are that worker's);
+/// - a wake-up or cancellation from another worker goes through the target
+///   worker's remote queue and its backend's wake();
+/// - idle workers park in their backend with the parker protocol.
+struct worker_group {
+    worker_group(std::size_t n, std::string backend, std::uint64_t seed_)
+        : backends(n), workers(n), park(n), backend_name(std::move(backend)), seed(seed_),
+          ready(static_cast<std::ptrdiff_t>(n)), finished(static_cast<std::ptrdiff_t>(n)) {
+        make_worker(0);  // on the caller's thread; throws for an unknown backend
+    }
+    std::vector<std::unique_ptr<lowlevel::backend>> backends;
+    std::vector<std::unique_ptr<scheduler>> workers;
+    parker<> park;
+    std::string backend_name;
+    std::uint64_t seed;
+    std::latch ready, finished;
+    std::atomic<bool> failed{false};
+    std::mutex error_mu;
+    std::exception_ptr error;  // a worker could not make its backend
+    /// Microthreads spawned and not yet finished, across workers. The worker
+    /// loops end when it reaches 0.
+    std::atomic<std::int64_t> live{0};
+    /// Set when main finished: each worker then cancels the microthreads it runs.
+    std::atomic<bool> shutdown{false};
+    std::atomic<std::uint64_t> next_id{1};
+    microthread* main = nullptr;
+
+    /// Make worker i's backend and scheduler (on the thread that will run it).
+    void make_worker(std::size_t i);
+    /// Run `frame` as main on worker 0 (this thread) and the others on new
+    /// threads, until every microthread finished.
+    void run(std::coroutine_handle<> frame, promise_base* root);
+    void worker_life(std::size_t i);
+    /// After queuing a never-run microthread: wake one parked worker, if any.
+    void notify() {
+        std::size_t w = park.notify_one();
+        if (w != parker<>::none) workers[w]->backend().wake();
+    }
+    void wake_all() {
+        for (auto& w : workers) w->backend().wake();
+    }
+};
+
+/// Frames allocated on one thread and freed on another leave the per-thread
+/// counts of live frames unbalanced; a worker thread folds its count into a
+/// global one when it ends, and live_frames() adds that in.
+void fold_frame_count() noexcept;
 
 }  // namespace uthreads::detail

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <uthreads/detail/frame_pool.hpp>
+#include <uthreads/detail/spinlock.hpp>
 #include <uthreads/errors.hpp>
 
 #include <chrono>
@@ -41,6 +42,7 @@ struct microthread;
 class scheduler;
 struct promise_base;
 class blocking_pool;
+struct worker_group;
 blocking_pool& scheduler_blocking_pool(scheduler& s);
 
 /// A link in a microthread's chain of cancel scopes, innermost first. The root
@@ -98,6 +100,18 @@ struct microthread {
     static void* operator new(std::size_t n) { return frame_alloc(n); }
     static void operator delete(void* p, std::size_t n) noexcept { frame_free(p, n); }
 };
+
+/// With several workers, the lock that orders everything other workers do to a
+/// microthread: its start (`started`, `sched`), its end (`done`, `joiner`,
+/// `listener`) and cancellation requests that arrive before it started. Striped
+/// over 64 locks by address; only taken when the runtime has several workers.
+struct alignas(64) padded_spinlock {
+    spinlock l;
+};
+inline padded_spinlock microthread_locks[64];
+inline spinlock& lock_of(const microthread* m) noexcept {
+    return microthread_locks[(reinterpret_cast<std::uintptr_t>(m) >> 7) % 64].l;
+}
 
 /// True if cancellation is pending for `m` as seen from its innermost scope.
 bool cancel_pending_slow(const microthread* m) noexcept;
@@ -182,7 +196,8 @@ public:
     scheduler(const scheduler&) = delete;
     scheduler& operator=(const scheduler&) = delete;
 
-    /// Make `m` runnable. Same-thread only.
+    /// Make `m` runnable. Same-thread only (and, with several workers, only for a
+    /// microthread of this worker; others go through `unpark`, which routes).
     void schedule(microthread* m) {
         ready_.push(m);
         // Guest mode, outside a drive (host code cancelled a microthread or set an
@@ -196,8 +211,9 @@ public:
     /// that is about to wait for `m` anyway, which keeps spawn-then-join
     /// depth-first (bounded memory) and saves a queue round trip. Spends budget;
     /// returns false when it ran out or `m` already ran.
+    /// Never with several workers: `m` may be in the middle of being stolen.
     bool start_inline(microthread* m) noexcept {
-        if (m->started || --budget_ <= 0) return false;
+        if (m->started || multi_ || --budget_ <= 0) return false;
         ready_.remove(m);
         m->started = true;
         current_ = m;
@@ -207,8 +223,31 @@ public:
     /// Make `m` runnable from any thread (or a host callback on another thread).
     void schedule_remote(microthread* m);
 
+    // ---- Several workers (options.threads > 1); see docs/threads.md ----------
+
+    /// True if this scheduler is one worker of a multi-threaded runtime.
+    bool multi() const noexcept { return multi_; }
+    /// Complete the wait of `m`, a microthread of this worker, from whatever
+    /// worker the caller runs on: a local push, or this worker's remote queue and
+    /// a backend wake(). The caller must not touch `m`'s wait node afterwards.
+    void unpark_multi(microthread* m);
+    /// Run `fn(arg)` on this worker, after everything posted to it before.
+    void post(void (*fn)(void*), void* arg);
+    /// The whole life of worker `index` of a multi-threaded runtime: runs until
+    /// every microthread of the runtime finished. `main` is run's root (or null).
+    void run_worker();
+
     /// Create a microthread for a root frame and make it runnable.
-    microthread* spawn(std::coroutine_handle<> frame, promise_base* root, std::string name);
+    microthread* spawn(std::coroutine_handle<> frame, promise_base* root, std::string name) {
+        microthread* m = create(frame, root, std::move(name));
+        publish(m);
+        return m;
+    }
+    /// The two halves of spawn: `create` makes the record (not runnable yet, so
+    /// the caller may still set `listener` and friends without racing other
+    /// workers); `publish` makes it runnable, on the calling worker.
+    microthread* create(std::coroutine_handle<> frame, promise_base* root, std::string name);
+    void publish(microthread* m);
 
     /// Ask `m` to stop; delivered at its current or next suspension point.
     void cancel(microthread* m);
@@ -262,6 +301,14 @@ private:
     void poll(bool may_block);
     void sift_up(std::size_t i) noexcept;
     void sift_down(std::size_t i) noexcept;
+    // Several workers: out-of-line halves of spawn, cancel and finish.
+    friend struct worker_group;
+    microthread* spawn_multi(microthread* m);
+    void cancel_multi(microthread* m);
+    std::coroutine_handle<> finish_multi(microthread* m) noexcept;
+    void start_stolen(microthread* m) noexcept;
+    microthread* take_fresh() noexcept;
+    bool has_work_multi() noexcept;
 
     ready_queue ready_;
     lowlevel::backend& backend_;
@@ -276,6 +323,14 @@ private:
     backend_registration* registrations_ = nullptr;
     struct remote_queue;
     remote_queue* remote_;
+    // Several workers: the group, this worker's stealable deque of microthreads
+    // that never ran, and whether this worker has cancelled its own on shutdown.
+    bool multi_ = false;
+    bool cancelled_all_ = false;
+    worker_group* group_ = nullptr;
+    std::size_t index_ = 0;
+    struct fresh_deque;
+    fresh_deque* fresh_ = nullptr;
 };
 
 inline thread_local scheduler* tls_scheduler UTHREADS_TLS_FAST = nullptr;
@@ -348,8 +403,14 @@ inline bool park(scheduler& s, wait_node& node, std::coroutine_handle<> h) noexc
     return true;
 }
 
-/// Complete a wait (the counterpart of `park`).
+/// Complete a wait (the counterpart of `park`). `s` is the scheduler `m` parked
+/// on. With several workers this may run on another worker than `s`: then `m` is
+/// handed to `s` (see scheduler::unpark_multi).
 inline void unpark(scheduler& s, microthread* m) {
+    if (s.multi()) [[unlikely]] {
+        s.unpark_multi(m);
+        return;
+    }
     m->wait = nullptr;
     s.schedule(m);
 }

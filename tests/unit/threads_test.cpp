@@ -1,0 +1,559 @@
+// The multi-threaded runtime (options.threads > 1): work distribution, and the
+// stress tests of docs/threads.md — cross-worker wake-ups, an MPMC channel,
+// wake-then-drop hand-offs, shutdown and cancellation with work in flight.
+//
+// Every test runs under a watchdog: a lost wake-up shows up as a test that stops
+// making progress, and the watchdog turns that into a failure with a message
+// (abort) instead of a ctest timeout. Counts are exact (every value received
+// once, every hand-off accounted for), never timing.
+//
+// Run under ThreadSanitizer too (`make test` runs this file in build/tsan).
+#include <uthreads/uthreads.hpp>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+namespace ut = uthreads;
+using namespace std::chrono_literals;
+
+#if defined(__SANITIZE_THREAD__)
+constexpr bool under_tsan = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool under_tsan = true;
+#else
+constexpr bool under_tsan = false;
+#endif
+#else
+constexpr bool under_tsan = false;
+#endif
+
+/// Aborts the process with a message if not dismissed within `limit`.
+class watchdog {
+public:
+    watchdog(std::chrono::seconds limit, std::string what) : what_(std::move(what)) {
+        t_ = std::thread([this, limit] {
+            std::unique_lock lk(mu_);
+            if (!cv_.wait_for(lk, limit, [this] { return done_; })) {
+                std::fprintf(stderr, "watchdog: '%s' made no progress in %lld s (lost wake-up?)\n",
+                             what_.c_str(), static_cast<long long>(limit.count()));
+                std::abort();
+            }
+        });
+    }
+    ~watchdog() {
+        {
+            std::lock_guard lk(mu_);
+            done_ = true;
+        }
+        cv_.notify_all();
+        t_.join();
+    }
+
+private:
+    std::string what_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool done_ = false;
+    std::thread t_;
+};
+
+ut::options workers(unsigned n, std::string backend = "epoll") {
+    return ut::options{.backend = std::move(backend), .threads = n};
+}
+
+/// Thread ids seen, from any worker.
+struct thread_set {
+    std::mutex mu;
+    std::set<std::thread::id> ids;
+    void note() {
+        std::lock_guard lk(mu);
+        ids.insert(std::this_thread::get_id());
+    }
+    std::size_t size() {
+        std::lock_guard lk(mu);
+        return ids.size();
+    }
+};
+
+ut::task<long> fib(int n) {
+    if (n < 2) co_return n;
+    auto a = ut::spawn(fib(n - 1));
+    long b = co_await fib(n - 2);
+    co_return co_await a + b;
+}
+
+class ThreadsTest : public ::testing::TestWithParam<std::string> {
+protected:
+    void SetUp() override {
+        frames_ = ut::lowlevel::live_frames();
+        ASSERT_EQ(ut::lowlevel::live_microthreads(), 0);
+    }
+    void TearDown() override {
+        EXPECT_EQ(ut::lowlevel::live_microthreads(), 0) << "microthreads left alive";
+        EXPECT_EQ(ut::lowlevel::live_frames(), frames_) << "frames leaked";
+    }
+    ut::options opts(unsigned n = 4) const { return workers(n, GetParam()); }
+
+private:
+    long long frames_ = 0;
+};
+
+TEST_P(ThreadsTest, ForkJoinComputesTheRightAnswer) {
+    watchdog w(60s, "fib");
+    EXPECT_EQ(ut::run(fib(18), opts()), 2584);
+}
+
+TEST_P(ThreadsTest, IdleWorkersStealNeverStartedMicrothreads) {
+    watchdog w(60s, "steal");
+    thread_set seen;
+    ut::run(
+        [&]() -> ut::task<> {
+            std::vector<ut::join_handle<void>> hs;
+            for (int i = 0; i < 64; ++i)
+                hs.push_back(ut::spawn([](thread_set& s) -> ut::task<> {
+                    s.note();
+                    // Blocks this worker's OS thread: the others must take the rest.
+                    std::this_thread::sleep_for(2ms);
+                    co_return;
+                }(seen)));
+            for (auto& h : hs) co_await h;
+        }(),
+        opts());
+    EXPECT_GE(seen.size(), 2u) << "no microthread ran on another worker";
+}
+
+TEST_P(ThreadsTest, ExceptionsPropagateAcrossWorkers) {
+    watchdog w(60s, "exceptions");
+    EXPECT_THROW(ut::run(
+                     []() -> ut::task<> {
+                         auto h = ut::spawn([]() -> ut::task<int> {
+                             std::this_thread::sleep_for(1ms);
+                             throw std::runtime_error("boom");
+                             co_return 1;
+                         }());
+                         co_await h;
+                     }(),
+                     opts()),
+                 std::runtime_error);
+}
+
+TEST_P(ThreadsTest, SleepsAndTimeoutsWorkOnEveryWorker) {
+    watchdog w(60s, "timers");
+    int timeouts = 0;
+    ut::run(
+        [&]() -> ut::task<> {
+            std::atomic<int> n{0};
+            co_await ut::with_nursery([&](ut::nursery& ns) -> ut::task<> {
+                for (int i = 0; i < 16; ++i)
+                    ns.spawn([](std::atomic<int>& n) -> ut::task<> {
+                        co_await ut::sleep_for(2ms);
+                        try {
+                            co_await ut::with_timeout(1ms, ut::sleep_for(1h));
+                        } catch (const ut::timeout_error&) {
+                            n.fetch_add(1);
+                        }
+                    }(n));
+                co_return;
+            });
+            timeouts = n.load();
+        }(),
+        opts());
+    EXPECT_EQ(timeouts, 16);
+}
+
+// 10^6 wake-ups through semaphores between microthreads that (mostly) run on
+// different workers; each pair ping-pongs.
+TEST_P(ThreadsTest, AMillionCrossWorkerWakeupsLoseNone) {
+    const long total = under_tsan ? 200'000 : 1'000'000;
+    watchdog w(under_tsan ? 600s : 240s, "cross-worker wake-ups");
+    constexpr int pairs = 8;
+    const long rounds = total / (2 * pairs);
+    std::atomic<long> wakeups{0}, cross{0};
+    ut::run(
+        [&]() -> ut::task<> {
+            std::vector<std::unique_ptr<ut::semaphore>> sems;
+            for (int i = 0; i < 2 * pairs; ++i) sems.push_back(std::make_unique<ut::semaphore>(0));
+            // The id of the thread each side last ran on, to count hand-offs that
+            // crossed workers.
+            std::vector<std::atomic<std::thread::id>> where(2 * pairs);
+            co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
+                for (int p = 0; p < pairs; ++p) {
+                    for (int side = 0; side < 2; ++side) {
+                        n.spawn([](ut::semaphore& mine, ut::semaphore& other,
+                                   std::atomic<std::thread::id>& me,
+                                   std::atomic<std::thread::id>& peer, bool first, long rounds,
+                                   std::atomic<long>& wakeups,
+                                   std::atomic<long>& cross) -> ut::task<> {
+                            // Hold this worker's OS thread for a moment so that idle
+                            // workers steal the other sides before they start.
+                            std::this_thread::sleep_for(2ms);
+                            for (long r = 0; r < rounds; ++r) {
+                                if (!(first && r == 0)) {
+                                    co_await mine.acquire();
+                                    wakeups.fetch_add(1, std::memory_order_relaxed);
+                                    if (peer.load(std::memory_order_relaxed) !=
+                                        std::this_thread::get_id())
+                                        cross.fetch_add(1, std::memory_order_relaxed);
+                                }
+                                me.store(std::this_thread::get_id(), std::memory_order_relaxed);
+                                other.release();
+                            }
+                            if (first) {
+                                co_await mine.acquire();  // the other side's last release
+                                wakeups.fetch_add(1, std::memory_order_relaxed);
+                            }
+                        }(*sems[2 * p + side], *sems[2 * p + 1 - side], where[2 * p + side],
+                                                   where[2 * p + 1 - side], side == 0, rounds, wakeups,
+                                                   cross));
+                    }
+                }
+                co_return;
+            });
+        }(),
+        opts());
+    EXPECT_EQ(wakeups.load(), 2 * pairs * rounds);
+    std::printf("cross-worker wake-ups: %ld of %ld\n", cross.load(), wakeups.load());
+    EXPECT_GT(cross.load(), 0);
+}
+
+// 4 producers and 4 consumers move 10^6 distinct values through one channel;
+// every value is received exactly once.
+TEST_P(ThreadsTest, MpmcChannelMovesAMillionValuesExactlyOnce) {
+    const long total = under_tsan ? 200'000 : 1'000'000;
+    watchdog w(under_tsan ? 600s : 240s, "MPMC channel");
+    constexpr int producers = 4, consumers = 4;
+    std::vector<std::atomic<std::uint8_t>> seen(static_cast<std::size_t>(total));
+    std::atomic<long> received{0};
+    ut::run(
+        [&]() -> ut::task<> {
+            ut::channel<long> ch(64);
+            co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
+                for (int c = 0; c < consumers; ++c)
+                    n.spawn([](ut::channel<long>& ch, std::vector<std::atomic<std::uint8_t>>& seen,
+                               std::atomic<long>& received) -> ut::task<> {
+                        std::this_thread::sleep_for(2ms);  // let idle workers steal the rest
+                        while (auto v = co_await ch.recv()) {
+                            seen[static_cast<std::size_t>(*v)].fetch_add(1, std::memory_order_relaxed);
+                            received.fetch_add(1, std::memory_order_relaxed);
+                        }
+                    }(ch, seen, received));
+                co_await ut::with_nursery([&](ut::nursery& pn) -> ut::task<> {
+                    for (int p = 0; p < producers; ++p)
+                        pn.spawn([](ut::channel<long>& ch, long from, long to) -> ut::task<> {
+                            std::this_thread::sleep_for(2ms);
+                            for (long v = from; v < to; ++v) co_await ch.send(v);
+                        }(ch, total * p / producers, total * (p + 1) / producers));
+                    co_return;
+                });
+                ch.close();
+            });
+        }(),
+        opts());
+    EXPECT_EQ(received.load(), total);
+    long bad = 0;
+    for (auto& s : seen)
+        if (s.load() != 1) ++bad;
+    EXPECT_EQ(bad, 0) << "values lost or duplicated";
+}
+
+// Wake-then-drop: a waiter is handed the mutex / a unit / a value and cancelled
+// at once, from another worker. Either the hand-off reached it (then it gives the
+// resource back as it unwinds) or the cancellation did (then it took nothing);
+// never both, never neither.
+TEST_P(ThreadsTest, WakeThenDropHandOffsLoseNothing) {
+    const int rounds = under_tsan ? 20'000 : 100'000;
+    watchdog w(under_tsan ? 600s : 240s, "wake-then-drop");
+    long mutex_won = 0, sem_won = 0, chan_won = 0;
+    bool mutex_ok = true, sem_ok = true, chan_ok = true;
+    ut::run(
+        [&]() -> ut::task<> {
+            ut::mutex mx;
+            ut::semaphore sem(0);
+            ut::channel<int> ch(0);
+            for (int r = 0; r < rounds; ++r) {
+                // mutex
+                {
+                    auto g = co_await mx.lock();
+                    bool got = false;
+                    auto h = ut::spawn([](ut::mutex& mx, bool& got) -> ut::task<> {
+                        auto g2 = co_await mx.lock();
+                        got = true;
+                        co_await ut::yield_now();  // cancelled here if it won
+                    }(mx, got));
+                    co_await ut::yield_now();
+                    g.unlock();  // hand-off to h (if it is parked by now)
+                    h.cancel();
+                    try {
+                        co_await h;
+                    } catch (const ut::cancelled&) {
+                    }
+                    if (got) ++mutex_won;
+                    if (mx.is_locked()) mutex_ok = false;
+                }
+                // semaphore
+                {
+                    bool got = false;
+                    auto h = ut::spawn([](ut::semaphore& s, bool& got) -> ut::task<> {
+                        co_await s.acquire();
+                        got = true;
+                    }(sem, got));
+                    co_await ut::yield_now();
+                    sem.release();
+                    h.cancel();
+                    try {
+                        co_await h;
+                    } catch (const ut::cancelled&) {
+                    }
+                    if (got) {
+                        ++sem_won;
+                    } else if (!sem.try_acquire()) {
+                        sem_ok = false;  // the unit vanished
+                    }
+                    if (sem.available() != 0) sem_ok = false;
+                }
+                // channel (rendezvous: send completes only when a receiver took it)
+                {
+                    std::optional<int> got;
+                    auto h = ut::spawn([](ut::channel<int>& ch, std::optional<int>& got) -> ut::task<> {
+                        got = co_await ch.recv();
+                    }(ch, got));
+                    co_await ut::yield_now();
+                    bool sent = ch.try_send(r);
+                    h.cancel();
+                    try {
+                        co_await h;
+                    } catch (const ut::cancelled&) {
+                    }
+                    if (sent) {
+                        if (got && *got == r)
+                            ++chan_won;
+                        else
+                            chan_ok = false;  // taken by nobody
+                    } else if (got) {
+                        chan_ok = false;  // received something never sent
+                    }
+                }
+            }
+        }(),
+        opts());
+    EXPECT_TRUE(mutex_ok) << "a mutex hand-off was lost";
+    EXPECT_TRUE(sem_ok) << "a semaphore unit was lost";
+    EXPECT_TRUE(chan_ok) << "a channel value was lost";
+    std::printf("hand-offs won by the woken side: mutex %ld, semaphore %ld, channel %ld of %d\n",
+                mutex_won, sem_won, chan_won, rounds);
+}
+
+// main returns while microthreads on every worker sleep, wait on primitives,
+// spin through yields, or are still unstarted: run() cancels and drains them all
+// and leaves nothing alive (TearDown checks).
+TEST_P(ThreadsTest, ShutdownWithWorkInFlightOnEveryWorker) {
+    watchdog w(120s, "shutdown");
+    for (int iter = 0; iter < 20; ++iter) {
+        thread_set seen;
+        std::atomic<int> unwound{0};
+        ut::run(
+            [&]() -> ut::task<> {
+                auto ev = std::make_shared<ut::event>();
+                auto ch = std::make_shared<ut::channel<int>>(0);
+                auto mx = std::make_shared<ut::mutex>();
+                auto held = co_await mx->lock();
+                for (int i = 0; i < 200; ++i) {
+                    ut::spawn([](int i, std::shared_ptr<ut::event> ev,
+                                 std::shared_ptr<ut::channel<int>> ch, std::shared_ptr<ut::mutex> mx,
+                                 thread_set& seen, std::atomic<int>& unwound) -> ut::task<> {
+                        struct on_unwind {
+                            std::atomic<int>& n;
+                            ~on_unwind() { n.fetch_add(1); }
+                        } u{unwound};
+                        seen.note();
+                        switch (i % 5) {
+                        case 0: co_await ut::sleep_for(1h); break;
+                        case 1: co_await ev->wait(); break;
+                        case 2: (void)co_await ch->recv(); break;
+                        case 3: (void)co_await mx->lock(); break;
+                        default:
+                            for (;;) co_await ut::yield_now();
+                        }
+                    }(i, ev, ch, mx, seen, unwound))
+                        .detach();
+                }
+                // Let them start on whatever workers take them. (Not a sleep: on
+                // "sim" virtual time stands still while anything is runnable, and
+                // the yield loops below always are.)
+                std::this_thread::sleep_for(1ms);
+                for (int k = 0; k < 200; ++k) co_await ut::yield_now();
+            }(),
+            opts());
+        EXPECT_EQ(unwound.load(), 200);
+    }
+}
+
+// Cancellation delivered to microthreads running on other workers while they
+// work: a nursery whose children spread over the workers, cancelled by one of
+// them (when_any), and a failure in one child cancelling the rest.
+TEST_P(ThreadsTest, CancellationReachesEveryWorker) {
+    watchdog w(120s, "cancellation");
+    for (int iter = 0; iter < 50; ++iter) {
+        std::atomic<int> cancelled{0};
+        bool failed = false;
+        ut::run(
+            [&]() -> ut::task<> {
+                auto v = co_await ut::when_any(
+                    // Yields, not a sleep: on "sim" time stands still while the
+                    // yield loop below is runnable.
+                    []() -> ut::task<int> {
+                        for (int k = 0; k < 50; ++k) co_await ut::yield_now();
+                        co_return 1;
+                    }(),
+                    [](std::atomic<int>& c) -> ut::task<int> {
+                        try {
+                            for (;;) co_await ut::yield_now();
+                        } catch (const ut::cancelled&) {
+                            c.fetch_add(1);
+                            throw;
+                        }
+                    }(cancelled),
+                    [](std::atomic<int>& c) -> ut::task<int> {
+                        try {
+                            co_await ut::sleep_for(1h);
+                        } catch (const ut::cancelled&) {
+                            c.fetch_add(1);
+                            throw;
+                        }
+                        co_return 3;
+                    }(cancelled));
+                EXPECT_EQ(v.index(), 0u);
+                try {
+                    co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
+                        for (int i = 0; i < 8; ++i)
+                            n.spawn([](std::atomic<int>& c) -> ut::task<> {
+                                try {
+                                    for (;;) co_await ut::yield_now();
+                                } catch (const ut::cancelled&) {
+                                    c.fetch_add(1);
+                                    throw;
+                                }
+                            }(cancelled));
+                        n.spawn([]() -> ut::task<> {
+                            for (int k = 0; k < 50; ++k) co_await ut::yield_now();
+                            throw std::runtime_error("child failed");
+                        }());
+                        co_return;
+                    });
+                } catch (const std::runtime_error&) {
+                    failed = true;
+                }
+            }(),
+            opts());
+        EXPECT_TRUE(failed);
+        EXPECT_EQ(cancelled.load(), 10);
+    }
+}
+
+struct cv_state {
+    ut::mutex mx;
+    ut::condition_variable cv;
+    long queued = 0, done_producing = 0, consumed = 0;
+};
+
+ut::task<> cv_consumer(cv_state& st) {
+    for (;;) {
+        auto g = co_await st.mx.lock();
+        co_await st.cv.wait(g, [&] { return st.queued > 0 || st.done_producing == 2; });
+        if (st.queued == 0) co_return;
+        --st.queued;
+        ++st.consumed;
+    }
+}
+
+ut::task<> cv_producer(cv_state& st, int items) {
+    for (int i = 0; i < items; ++i) {
+        auto g = co_await st.mx.lock();
+        ++st.queued;
+        st.cv.notify_one();
+    }
+    auto g = co_await st.mx.lock();
+    ++st.done_producing;
+    st.cv.notify_all();
+}
+
+TEST_P(ThreadsTest, ConditionVariableAcrossWorkersLosesNoNotification) {
+    watchdog w(120s, "condition_variable");
+    constexpr int items = 20'000;
+    cv_state st;
+    ut::run(
+        [](cv_state& st) -> ut::task<> {
+            co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
+                for (int c = 0; c < 3; ++c) n.spawn(cv_consumer(st));
+                for (int p = 0; p < 2; ++p) n.spawn(cv_producer(st, items / 2));
+                co_return;
+            });
+        }(st),
+        opts());
+    EXPECT_EQ(st.consumed, items);
+}
+
+TEST_P(ThreadsTest, PromiseCompletedFromAForeignThread) {
+    watchdog w(60s, "promise");
+    int sum = 0;
+    ut::run(
+        [&]() -> ut::task<> {
+            std::vector<ut::join_handle<int>> hs;
+            std::vector<std::thread> ts;
+            for (int i = 0; i < 8; ++i) {
+                ut::promise<int> p;
+                auto f = p.get_future();
+                hs.push_back(ut::spawn([](ut::future<int> f) -> ut::task<int> { co_return co_await f; }(
+                    std::move(f))));
+                ts.emplace_back([p = std::move(p), i]() mutable {
+                    std::this_thread::sleep_for(1ms);
+                    p.set_value(i);
+                });
+            }
+            for (auto& h : hs) sum += co_await h;
+            for (auto& t : ts) t.join();
+        }(),
+        opts());
+    EXPECT_EQ(sum, 28);
+}
+
+TEST_P(ThreadsTest, ToThreadFromEveryWorker) {
+    watchdog w(60s, "to_thread");
+    std::atomic<int> sum{0};
+    ut::run(
+        [&]() -> ut::task<> {
+            co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
+                for (int i = 0; i < 32; ++i)
+                    n.spawn([](std::atomic<int>& sum, int i) -> ut::task<> {
+                        int v = co_await ut::to_thread([i] { return i; });
+                        sum.fetch_add(v);
+                    }(sum, i));
+                co_return;
+            });
+        }(),
+        opts());
+    EXPECT_EQ(sum.load(), 31 * 32 / 2);
+}
+
+std::vector<std::string> thread_backends() { return ut::available_backends(); }
+
+INSTANTIATE_TEST_SUITE_P(Backends, ThreadsTest, ::testing::ValuesIn(thread_backends()),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+}  // namespace
