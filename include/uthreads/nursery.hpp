@@ -64,6 +64,8 @@ private:
     void cancel_locked() noexcept;
     void cancel_children_locked() noexcept;
     static void cancel_body_here(void* self) noexcept;
+    struct body_cancel_message;
+    void drop_posted_cancel() noexcept;
 
     detail::scheduler* s_;
     detail::microthread* parent_;
@@ -73,6 +75,7 @@ private:
     bool body_scope_pushed_ = false;
     bool closed_ = false;
     bool cancelled_ = false;  // cancel() or a failure: later children start cancelled
+    body_cancel_message* posted_ = nullptr;  // a body cancellation on its way to s_
     detail::microthread* joiner_ = nullptr;
     // Several workers: guards children_, error_, closed_ and joiner_ (children
     // finish, fail and spawn siblings from their own workers).

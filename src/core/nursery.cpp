@@ -17,6 +17,7 @@ namespace uthreads {
 nursery::nursery(detail::scheduler& s) : s_(&s), parent_(s.current_) {}
 
 nursery::~nursery() {
+    drop_posted_cancel();
     // with_nursery always joins before the nursery dies; this only runs early if
     // the frame is destroyed without finishing (runtime torn down mid-way).
     for (detail::microthread* c : children_) {
@@ -95,13 +96,43 @@ void nursery::cancel_body_here(void* self) noexcept {
     n->s_->deliver_cancel(n->parent_);
 }
 
+// A body cancellation posted to the parent's worker. The parent may leave
+// with_nursery before the message runs (it need not be parked: the last child
+// can finish while it runs), so the nursery may be gone by then: finish() and
+// the destructor, which run on the parent's worker like the message, clear `n`
+// first. Both sides run on that one thread, so `n` needs no lock.
+struct nursery::body_cancel_message {
+    nursery* n;
+    static void run(void* p) noexcept {
+        auto* msg = static_cast<body_cancel_message*>(p);
+        if (nursery* n = msg->n) {
+            {
+                detail::sync_guard g(n->lock_);
+                n->posted_ = nullptr;
+            }
+            cancel_body_here(n);
+        }
+        delete msg;
+    }
+};
+
+void nursery::drop_posted_cancel() noexcept {
+    detail::sync_guard g(lock_);
+    // The body has ended: cancelling its scope now would change nothing.
+    if (posted_) std::exchange(posted_, nullptr)->n = nullptr;
+}
+
 void nursery::cancel_locked() noexcept {
     cancelled_ = true;
     // The body's scope and its microthread's flags belong to the parent's worker.
-    if (detail::tls_multi && detail::tls_scheduler != s_) [[unlikely]]
-        s_->post(&cancel_body_here, this);
-    else
+    if (detail::tls_multi && detail::tls_scheduler != s_) [[unlikely]] {
+        if (!posted_) {
+            posted_ = new body_cancel_message{this};
+            s_->post(&body_cancel_message::run, posted_);
+        }
+    } else {
         cancel_body_here(this);
+    }
     cancel_children_locked();
 }
 
@@ -154,6 +185,7 @@ nursery::join_operation nursery::join_all() {
 }
 
 void nursery::finish() {
+    drop_posted_cancel();
     {
         detail::sync_guard g(lock_);
         closed_ = true;

@@ -2,6 +2,7 @@
 
 #include "conformance.hpp"
 
+#include <atomic>
 #include <memory>
 #include <numeric>
 #include <optional>
@@ -185,13 +186,14 @@ TEST_P(ChannelTest, CloseWakesPendingSendersWithChannelClosed) {
 }
 
 TEST_P(ChannelTest, ManyProducersManyConsumers) {
-    long long total = 0;
-    int received = 0;
+    // Atomic: with several workers the consumers run in parallel.
+    std::atomic<long long> total{0};
+    std::atomic<int> received{0};
     run_on_backend([&]() -> ut::task<> {
         ut::channel<int> ch(3);
         co_await ut::with_nursery([&](ut::nursery& consumers) -> ut::task<> {
             for (int c = 0; c < 4; ++c)
-                consumers.spawn([](ut::channel<int>& chan, long long& t, int& r) -> ut::task<> {
+                consumers.spawn([](ut::channel<int>& chan, std::atomic<long long>& t, std::atomic<int>& r) -> ut::task<> {
                     while (auto v = co_await chan.recv()) {
                         t += *v;
                         ++r;
@@ -214,8 +216,8 @@ TEST_P(ChannelTest, ManyProducersManyConsumers) {
     long long expected = 0;
     for (int p = 0; p < 5; ++p)
         for (int i = 1; i <= 200; ++i) expected += p * 1000 + i;
-    EXPECT_EQ(received, 1000);
-    EXPECT_EQ(total, expected);
+    EXPECT_EQ(received.load(), 1000);
+    EXPECT_EQ(total.load(), expected);
 }
 
 TEST_P(ChannelTest, MoveOnlyValues) {
@@ -238,6 +240,8 @@ TEST_P(ChannelTest, NegativeCapacityThrows) {
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, ChannelTest,
                          ::testing::ValuesIn(suite_params()), backend_name{});
+INSTANTIATE_TEST_SUITE_P(FourWorkers, ChannelTest, ::testing::ValuesIn(threaded_params()),
+                         backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

@@ -296,6 +296,8 @@ TEST_P(ErrorsTest, BackendSelectedThroughEnvironment) {
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, ErrorsTest,
                          ::testing::ValuesIn(suite_params()), backend_name{});
+INSTANTIATE_TEST_SUITE_P(FourWorkers, ErrorsTest, ::testing::ValuesIn(threaded_params()),
+                         backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

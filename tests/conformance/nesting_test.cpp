@@ -194,6 +194,8 @@ TEST_P(NestingTest, NestedCallSeesValueOfSuspendingCallee) {
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, NestingTest,
                          ::testing::ValuesIn(suite_params()), backend_name{});
+INSTANTIATE_TEST_SUITE_P(FourWorkers, NestingTest, ::testing::ValuesIn(threaded_params()),
+                         backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance
