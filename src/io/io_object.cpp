@@ -8,6 +8,8 @@
 #include <uthreads/net.hpp>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 #include <system_error>
 #include <unistd.h>
@@ -57,6 +59,16 @@ void io_object::close() noexcept {
 int io_object::release() noexcept {
     io_state* st = std::exchange(st_, nullptr);
     if (!st) return -1;
+    if (st->s && tls_multi && st->s != tls_scheduler) [[unlikely]] {
+        // The registration belongs to another worker's backend, which only that
+        // worker may touch, and closing the descriptor first could let a reused
+        // number be unregistered later. Moving descriptors between workers is
+        // the next milestone (docs/threads.md); fail loudly rather than corrupt.
+        std::fprintf(stderr,
+                     "uthreads: closing a descriptor registered on another worker is not "
+                     "supported yet (docs/threads.md)\n");
+        std::abort();
+    }
     if (st->s) {
         st->s->backend().remove(*st);
         st->s->unlink(st);

@@ -1,0 +1,169 @@
+// threads_bench — the multi-threaded runtime on fork-join and cross-worker
+// workloads, with 1 and 2 workers (options.threads), and the 2-worker/1-worker
+// ratio. A plain program like core_bench: one warm-up run, then the best of 3,
+// each on a fresh `ut::run`; backend from argv[1] (else $UTHREADS_BACKEND).
+//
+//   skynet 1M        every node spawns 10 children and joins them (as core_bench)
+//   fib(30)          fork-join: spawn fib(n-1), call fib(n-2), join
+//   chan_pingpong    two microthreads bounce a value through two capacity-1
+//                    channels (with 2 workers they usually sit on different
+//                    workers: each side first blocks its OS thread briefly so
+//                    the other is stolen)
+//   spawn_join_many  8 producers each spawn and join 20,000 microthreads
+//
+// Output: `RESULT <name> <value> <unit>` lines on stdout, commentary on stderr.
+// Targets (issue 5): skynet on 2 workers <= 0.6x its 1-worker time.
+
+#include "harness.hpp"
+
+#include <uthreads/uthreads.hpp>
+
+#include <chrono>
+#include <cinttypes>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace ut = uthreads;
+using Clock = std::chrono::steady_clock;
+using bench::die;
+using bench::ms_since;
+using bench::result;
+
+namespace {
+
+std::string g_backend;
+
+double run_with(unsigned threads, const std::function<ut::task<double>()>& make) {
+    return ut::run(make(), ut::options{.backend = g_backend, .threads = threads});
+}
+
+double best_of_3(const char* name, unsigned threads, const std::function<ut::task<double>()>& make) {
+    double warm = run_with(threads, make);
+    double best = 1e300;
+    std::fprintf(stderr, "  %-24s %u worker(s): warm-up %.3f |", name, threads, warm);
+    for (int i = 0; i < 3; ++i) {
+        double v = run_with(threads, make);
+        std::fprintf(stderr, " %.3f", v);
+        best = std::min(best, v);
+    }
+    std::fprintf(stderr, "  -> best %.3f\n", best);
+    return best;
+}
+
+constexpr std::int64_t kSkynetLeaves = 1'000'000;
+constexpr std::int64_t kSkynetSum = kSkynetLeaves * (kSkynetLeaves - 1) / 2;
+
+ut::task<std::int64_t> skynet(std::int64_t num, std::int64_t size) {
+    if (size == 1) co_return num;
+    const std::int64_t sub = size / 10;
+    std::vector<ut::join_handle<std::int64_t>> kids;
+    kids.reserve(10);
+    for (std::int64_t i = 0; i < 10; ++i) kids.push_back(ut::spawn(skynet(num + i * sub, sub)));
+    std::int64_t sum = 0;
+    for (auto& k : kids) sum += co_await k;
+    co_return sum;
+}
+
+ut::task<double> skynet_run() {
+    auto t0 = Clock::now();
+    std::int64_t sum = co_await skynet(0, kSkynetLeaves);
+    double ms = ms_since(t0);
+    if (sum != kSkynetSum) die("skynet: wrong sum");
+    co_return ms;
+}
+
+ut::task<long> fib(int n) {
+    if (n < 2) co_return n;
+    auto a = ut::spawn(fib(n - 1));
+    long b = co_await fib(n - 2);
+    co_return co_await a + b;
+}
+
+ut::task<double> fib_run() {
+    auto t0 = Clock::now();
+    long v = co_await fib(30);
+    double ms = ms_since(t0);
+    if (v != 832040) die("fib: wrong value");
+    co_return ms;
+}
+
+constexpr int kPingPongs = 200'000;
+
+ut::task<void> bouncer(ut::channel<int>& in, ut::channel<int>& out, bool serve) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // let the other side be stolen
+    if (serve) co_await out.send(0);
+    for (;;) {
+        auto v = co_await in.recv();
+        if (!v || *v >= kPingPongs) {
+            out.close();
+            co_return;
+        }
+        co_await out.send(*v + 1);
+    }
+}
+
+ut::task<double> pingpong_run() {
+    ut::channel<int> a(1), b(1);
+    auto t0 = Clock::now();
+    co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
+        n.spawn(bouncer(a, b, true));
+        n.spawn(bouncer(b, a, false));
+        co_return;
+    });
+    // ns per one-way hand-off (the 4 ms of start-up sleeps included; small next
+    // to 200,000 round trips).
+    co_return std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / kPingPongs;
+}
+
+constexpr int kProducers = 8, kPerProducer = 20'000;
+
+ut::task<int> one() { co_return 1; }
+
+ut::task<void> producer(std::int64_t& out) {
+    std::int64_t s = 0;
+    for (int i = 0; i < kPerProducer; ++i) s += co_await ut::spawn(one());
+    out = s;
+}
+
+ut::task<double> spawn_join_many_run() {
+    std::vector<std::int64_t> sums(kProducers);
+    auto t0 = Clock::now();
+    co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
+        for (int p = 0; p < kProducers; ++p) n.spawn(producer(sums[static_cast<std::size_t>(p)]));
+        co_return;
+    });
+    double ns = std::chrono::duration<double, std::nano>(Clock::now() - t0).count() /
+                (kProducers * kPerProducer);
+    for (auto s : sums)
+        if (s != kPerProducer) die("spawn_join_many: wrong sum");
+    co_return ns;
+}
+
+void ratio_row(const char* name, const char* unit, const std::function<ut::task<double>()>& make) {
+    double one_w = best_of_3(name, 1, make);
+    double two_w = best_of_3(name, 2, make);
+    std::string n1 = std::string(name) + "_1w", n2 = std::string(name) + "_2w",
+                r = std::string(name) + "_2w_over_1w";
+    result(n1.c_str(), one_w, unit);
+    result(n2.c_str(), two_w, unit);
+    result(r.c_str(), two_w / one_w, "x");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    bench::program = "threads_bench";
+    if (argc > 1) g_backend = argv[1];
+    std::fprintf(stderr, "threads_bench: backend \"%s\", %u hardware threads\n",
+                 g_backend.empty() ? "(default)" : g_backend.c_str(),
+                 std::thread::hardware_concurrency());
+    ratio_row("skynet_ms", "ms", skynet_run);
+    ratio_row("fib30_ms", "ms", fib_run);
+    ratio_row("chan_pingpong_ns", "ns", pingpong_run);
+    ratio_row("spawn_join_many_ns", "ns", spawn_join_many_run);
+    return 0;
+}
