@@ -4,6 +4,8 @@
 
 #include "conformance.hpp"
 
+#include <atomic>
+
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -442,14 +444,15 @@ TEST_P(CancelTest, CancelBeforeFirstRunIsDeliveredAtFirstSuspension) {
 }
 
 TEST_P(CancelTest, CancellingNurseryOwnerCancelsChildren) {
-    int children_cancelled = 0;
+    // Atomic: with several workers the children unwind in parallel.
+    std::atomic<int> children_cancelled{0};
     bool owner_cancelled = false;
     run_on_backend([&]() -> ut::task<> {
         ut::event started;
-        auto owner = ut::spawn([](int& cc, ut::event& s) -> ut::task<> {
+        auto owner = ut::spawn([](std::atomic<int>& cc, ut::event& s) -> ut::task<> {
             co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
                 for (int i = 0; i < 3; ++i)
-                    n.spawn([](int& c) -> ut::task<> {
+                    n.spawn([](std::atomic<int>& c) -> ut::task<> {
                         try {
                             co_await ut::sleep_for(1h);
                         } catch (const ut::cancelled&) {
@@ -467,7 +470,7 @@ TEST_P(CancelTest, CancellingNurseryOwnerCancelsChildren) {
         owner_cancelled = co_await join_expect_cancelled(owner);
     }());
     EXPECT_TRUE(owner_cancelled);
-    EXPECT_EQ(children_cancelled, 3);
+    EXPECT_EQ(children_cancelled.load(), 3);
 }
 
 TEST_P(CancelTest, CancelledMicrothreadKeepsItsResultIfCompletionAlreadyArrived) {

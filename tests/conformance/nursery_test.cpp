@@ -242,7 +242,9 @@ TEST_P(NurseryTest, NothingOutlivesWithNursery) {
         });
         running_after = static_cast<int>(ut::lowlevel::live_microthreads());
     }());
-    EXPECT_GE(live_inside, 51);
+    // With several workers a short child may already have finished when the body
+    // counts; what must hold everywhere is that none outlives with_nursery.
+    if (workers() == 1) EXPECT_GE(live_inside, 51);
     EXPECT_EQ(running_after, 1) << "children of a finished nursery are still alive";
 }
 
