@@ -385,8 +385,6 @@ TEST_P(NurseryTest, CancellingWhenAnyCallerCancelsAllAndRethrowsCancelled) {
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, NurseryTest,
                          ::testing::ValuesIn(suite_params()), backend_name{});
-INSTANTIATE_TEST_SUITE_P(FourWorkers, NurseryTest, ::testing::ValuesIn(threaded_params()),
-                         backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

@@ -302,8 +302,6 @@ TEST_P(SyncTest, SemaphoreNegativeInitialThrows) {
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, SyncTest, ::testing::ValuesIn(suite_params()),
                          backend_name{});
-INSTANTIATE_TEST_SUITE_P(FourWorkers, SyncTest, ::testing::ValuesIn(threaded_params()),
-                         backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

@@ -332,8 +332,6 @@ TEST_P(TimeoutTest, ZeroTimeoutOnSuspendingOperationTimesOut) {
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, TimeoutTest,
                          ::testing::ValuesIn(suite_params()), backend_name{});
-INSTANTIATE_TEST_SUITE_P(FourWorkers, TimeoutTest, ::testing::ValuesIn(threaded_params()),
-                         backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance
