@@ -317,8 +317,6 @@ TEST_P(BridgeTest, CancelledCallerGetsToThreadResultFirst) {
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, BridgeTest,
                          ::testing::ValuesIn(suite_params()), backend_name{});
-INSTANTIATE_TEST_SUITE_P(FourWorkers, BridgeTest, ::testing::ValuesIn(threaded_params()),
-                         backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

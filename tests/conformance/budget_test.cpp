@@ -226,8 +226,6 @@ TEST_P(BudgetTest, TwoAlwaysReadyLoopsShareTheThread) {
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, BudgetTest,
                          ::testing::ValuesIn(suite_params()), backend_name{});
-INSTANTIATE_TEST_SUITE_P(FourWorkers, BudgetTest, ::testing::ValuesIn(threaded_params()),
-                         backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

@@ -240,8 +240,6 @@ TEST_P(ChannelTest, NegativeCapacityThrows) {
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, ChannelTest,
                          ::testing::ValuesIn(suite_params()), backend_name{});
-INSTANTIATE_TEST_SUITE_P(FourWorkers, ChannelTest, ::testing::ValuesIn(threaded_params()),
-                         backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

@@ -119,7 +119,7 @@ inline bool has_suffix(const std::string& s, std::string_view suffix) {
 /// (options.threads = 4). Guest mode with several workers is not supported, and
 /// only some suites instantiate it: the I/O suites (tcp, udp, unix, process,
 /// signal, reader) wait for descriptors to follow their microthreads between workers,
-/// and sync, nursery and timeout for their tests to stop sharing plain containers between
+/// and sync, nursery, timeout, bridge, budget, channel, leak, file, dns and spawn for their tests to stop sharing plain containers between
 /// children that now run in parallel (docs/threads.md).
 /// Not "sim" yet: each worker's sim backend has its own virtual clock, which
 /// jumps when that worker is idle, so virtual durations measured across workers

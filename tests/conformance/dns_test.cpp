@@ -130,8 +130,6 @@ TEST_P(DnsTest, UnderWithTimeout) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, DnsTest, ::testing::ValuesIn(suite_params()), backend_name{});
-INSTANTIATE_TEST_SUITE_P(FourWorkers, DnsTest, ::testing::ValuesIn(threaded_params()),
-                         backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

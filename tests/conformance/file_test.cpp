@@ -449,7 +449,5 @@ TEST_P(FileTest, BadArgumentsThrowInvalidArgumentNamingThem) {
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, FileTest, ::testing::ValuesIn(suite_params()),
                          backend_name{});
-INSTANTIATE_TEST_SUITE_P(FourWorkers, FileTest, ::testing::ValuesIn(threaded_params()),
-                         backend_name{});
 
 }  // namespace uthreads_conformance

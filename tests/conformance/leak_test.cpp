@@ -249,8 +249,6 @@ TEST_P(LeakTest, ManyRunsDoNotAccumulate) {
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, LeakTest, ::testing::ValuesIn(suite_params()),
                          backend_name{});
-INSTANTIATE_TEST_SUITE_P(FourWorkers, LeakTest, ::testing::ValuesIn(threaded_params()),
-                         backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

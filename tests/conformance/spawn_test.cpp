@@ -252,8 +252,6 @@ TEST_P(SpawnTest, CurrentBackendInsideSpawnedMicrothread) {
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, SpawnTest,
                          ::testing::ValuesIn(suite_params()), backend_name{});
-INSTANTIATE_TEST_SUITE_P(FourWorkers, SpawnTest, ::testing::ValuesIn(threaded_params()),
-                         backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance
