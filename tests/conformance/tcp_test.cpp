@@ -4,6 +4,7 @@
 // serve_tcp's connection limit.
 
 #include "conformance.hpp"
+#include "io_helpers.hpp"
 
 #include <algorithm>
 #include <arpa/inet.h>
@@ -27,23 +28,7 @@ namespace {
 // GoogleTest suite names are CamelCase, as in tests/unit.
 class TcpTest : public backend_test {};  // NOLINT(readability-identifier-naming)
 
-std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
-    std::vector<std::byte> v(n);
-    std::uint32_t x = seed * 2654435761u + 1;
-    for (auto& b : v) {
-        x = x * 1664525u + 1013904223u;
-        b = static_cast<std::byte>(x >> 24);
-    }
-    return v;
-}
 
-/// Accepts one connection on `l` and connects to it; returns {server side, client side}.
-ut::task<std::pair<ut::tcp_stream, ut::tcp_stream>> connected_pair(ut::tcp_listener& l) {
-    auto client = ut::spawn(ut::tcp_stream::connect("127.0.0.1", l.port()), "connect");
-    ut::tcp_stream server = co_await l.accept();
-    ut::tcp_stream c = co_await client;
-    co_return std::pair<ut::tcp_stream, ut::tcp_stream>(std::move(server), std::move(c));
-}
 
 /// Reads until end of stream.
 ut::task<std::vector<std::byte>> read_to_end(ut::tcp_stream& s) {
