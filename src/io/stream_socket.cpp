@@ -120,10 +120,22 @@ task<std::size_t> stream_socket::read_some(std::span<std::byte> buf) {
     if (!io_.is_open()) throw_errno(EBADF, "read_some from " + peer_ + ": stream is closed");
     if (buf.empty()) co_return 0;
     for (;;) {
-        ssize_t n = names_->pipe ? ::read(io_.fd(), buf.data(), buf.size())
-                                 : ::recv(io_.fd(), buf.data(), buf.size(), 0);
-        if (n >= 0) co_return static_cast<std::size_t>(n);
-        int err = errno;
+        // On a completion backend, a socket whose last receive had to wait goes
+        // straight to a completion operation: the kernel tries the receive
+        // itself when it takes the request, so data already there costs no
+        // extra wait, and the nonblocking recv that would most likely fail with
+        // EAGAIN (one system call per message on a request/response stream) is
+        // skipped. A receive that fills the whole buffer suggests more is
+        // queued: the next one tries the nonblocking call first again.
+        io_state* st = io_.state();
+        bool straight_to_completion = st && st->recv_waits && !names_->pipe;
+        int err = EAGAIN;
+        if (!straight_to_completion) {
+            ssize_t n = names_->pipe ? ::read(io_.fd(), buf.data(), buf.size())
+                                     : ::recv(io_.fd(), buf.data(), buf.size(), 0);
+            if (n >= 0) co_return static_cast<std::size_t>(n);
+            err = errno;
+        }
         if (err == EAGAIN || err == EWOULDBLOCK) {
             if (names_->pipe || !backend_has_completions()) {
                 co_await io_.wait_ready(lowlevel::readable, names_->read_some);
@@ -131,10 +143,14 @@ task<std::size_t> stream_socket::read_some(std::span<std::byte> buf) {
             }
             int r = co_await await_completion(io_, lowlevel::completion_op::kind::recv, buf.data(),
                                               buf.size(), 0, true, names_->read_some);
-            if (r >= 0) co_return static_cast<std::size_t>(r);
+            if (r >= 0) {
+                if (io_state* now = io_.state()) now->recv_waits = static_cast<std::size_t>(r) < buf.size();
+                co_return static_cast<std::size_t>(r);
+            }
             err = -r;
             // A backend that honours O_NONBLOCK reports EAGAIN: wait for readiness.
             if (err == EAGAIN || err == EWOULDBLOCK) {
+                if (io_state* now = io_.state()) now->recv_waits = false;
                 co_await io_.wait_ready(lowlevel::readable, names_->read_some);
                 continue;
             }
