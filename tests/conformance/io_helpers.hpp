@@ -7,7 +7,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <unistd.h>
 #include <utility>
@@ -51,6 +53,29 @@ inline ut::task<std::pair<ut::tcp_stream, ut::tcp_stream>> connected_pair(ut::tc
     ut::tcp_stream server = co_await l.accept();
     ut::tcp_stream c = co_await client;
     co_return std::pair<ut::tcp_stream, ut::tcp_stream>(std::move(server), std::move(c));
+}
+
+/// Parks a read_some on `server`, cancels it, then sends "after" from `client`
+/// and reads it back on `server`. Returns whether the read ended cancelled and
+/// what arrived: a cancelled read must consume nothing.
+template <class Stream>
+ut::task<std::pair<bool, std::string>> cancel_parked_read_then_exchange(Stream& server,
+                                                                        Stream& client) {
+    ut::event started;
+    auto reader = ut::spawn([](Stream& s, ut::event& st) -> ut::task<> {
+        char buf[16];
+        st.set();
+        co_await s.read_some(std::span<char>(buf));
+        ADD_FAILURE() << "read_some returned although nothing was sent";
+    }(server, started));
+    co_await started.wait();
+    co_await ut::yield_now();
+    reader.cancel();
+    bool cancelled = co_await join_expect_cancelled(reader);
+    co_await client.write_all(std::string_view("after"));
+    std::string buf(5, '\0');
+    co_await server.read_exact(std::span<char>(buf));
+    co_return std::pair<bool, std::string>(cancelled, buf);
 }
 
 }  // namespace uthreads_conformance
