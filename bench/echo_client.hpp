@@ -874,4 +874,29 @@ inline void print_results(const std::string& label, const std::vector<depth_resu
     std::fflush(stdout);
 }
 
+/// The whole main() of an echo peer: parses the echo options, forks the client
+/// (first, before any thread), prints `banner` to stderr, measures every depth
+/// against a fresh server process running `run(client, one_depth_config)`, and
+/// prints the results as "@<label>". Returns the process's exit status.
+template <class Run>
+int peer_main(int argc, char** argv, const char* program, const std::string& label,
+              const std::string& banner, Run&& run) {
+    config cfg;
+    try {
+        for (int i = 1; i < argc; ++i) {
+            if (!parse_option(argc, argv, i, cfg)) {
+                std::fprintf(stderr, "usage: %s [options]\n%s", argv[0], options_usage);
+                return 2;
+            }
+        }
+        client_process client;  // forks: first, before any thread
+        std::fprintf(stderr, "%s: %s\n", program, banner.c_str());
+        print_results(label, measure(cfg, [&](const config& one) { return run(client, one); }));
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s: %s\n", program, e.what());
+        return 1;
+    }
+    return 0;
+}
+
 }  // namespace echo_bench

@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstring>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -80,6 +81,14 @@ ut::task<int> self_test() {
     co_return ok == clients ? 0 : 1;
 }
 
+// A TCP port from the command line; a clear error instead of a silent wrap-around.
+std::uint16_t parse_port(const std::string& s) {
+    std::size_t end = 0;
+    unsigned long v = std::stoul(s, &end);
+    if (end != s.size() || v > 65535) throw std::invalid_argument("not a TCP port: \"" + s + "\"");
+    return static_cast<std::uint16_t>(v);
+}
+
 ut::task<int> serve_forever(std::uint16_t port) {
     ut::tcp_listener l = ut::tcp_listener::bind("::", port);  // IPv4 too (ipv6_only = false)
     std::printf("echo server listening on %s\n", l.local_endpoint().to_string().c_str());
@@ -93,7 +102,7 @@ ut::task<int> serve_forever(std::uint16_t port) {
 int main(int argc, char** argv) {
     try {
         if (argc == 3 && std::strcmp(argv[1], "--serve") == 0)
-            return ut::run(serve_forever(static_cast<std::uint16_t>(std::stoul(argv[2]))));
+            return ut::run(serve_forever(parse_port(argv[2])));
         if (argc != 1) {
             std::fprintf(stderr, "usage: %s [--serve PORT]\n", argv[0]);
             return 2;

@@ -23,6 +23,7 @@
 #include <cstring>
 #include <random>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -117,6 +118,14 @@ ut::task<int> self_test() {
     co_return ok == clients ? 0 : 1;
 }
 
+// A TCP port from the command line; a clear error instead of a silent wrap-around.
+std::uint16_t parse_port(const std::string& s) {
+    std::size_t end = 0;
+    unsigned long v = std::stoul(s, &end);
+    if (end != s.size() || v > 65535) throw std::invalid_argument("not a TCP port: \"" + s + "\"");
+    return static_cast<std::uint16_t>(v);
+}
+
 ut::task<int> serve_forever(std::uint16_t port, target t) {
     ut::tcp_listener l = ut::tcp_listener::bind("::", port);
     std::printf("forwarding %s -> %s:%u\n", l.local_endpoint().to_string().c_str(), t.host.c_str(),
@@ -140,8 +149,8 @@ int main(int argc, char** argv) {
             std::string host = to.substr(0, colon);
             if (host.size() > 2 && host.front() == '[' && host.back() == ']')
                 host = host.substr(1, host.size() - 2);  // [::1]:80
-            target t{host, static_cast<std::uint16_t>(std::stoul(to.substr(colon + 1)))};
-            return ut::run(serve_forever(static_cast<std::uint16_t>(std::stoul(argv[2])), t));
+            target t{host, parse_port(to.substr(colon + 1))};
+            return ut::run(serve_forever(parse_port(argv[2]), t));
         }
         if (argc != 1) {
             std::fprintf(stderr, "usage: %s [--serve PORT HOST:PORT]\n", argv[0]);

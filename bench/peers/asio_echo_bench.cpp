@@ -71,25 +71,8 @@ std::vector<echo_bench::depth_result> run(echo_bench::client_process& client,
 }  // namespace
 
 int main(int argc, char** argv) {
-    echo_bench::config cfg;
-    try {
-        for (int i = 1; i < argc; ++i) {
-            if (!echo_bench::parse_option(argc, argv, i, cfg)) {
-                std::fprintf(stderr, "usage: %s [options]\n%s", argv[0], echo_bench::options_usage);
-                return 2;
-            }
-        }
-        echo_bench::client_process client;  // forks: first, before any thread
-        std::fprintf(stderr, "asio_echo_bench: Boost %d.%d.%d, single-threaded io_context\n",
-                     BOOST_VERSION / 100000, BOOST_VERSION / 100 % 1000, BOOST_VERSION % 100);
-        // One fresh server process per depth (see echo_client.hpp).
-        echo_bench::print_results("asio_coro",
-                                  echo_bench::measure(cfg, [&](const echo_bench::config& one) {
-                                      return run(client, one);
-                                  }));
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "asio_echo_bench: %s\n", e.what());
-        return 1;
-    }
-    return 0;
+    const std::string banner = "Boost " + std::to_string(BOOST_VERSION / 100000) + "." +
+                               std::to_string(BOOST_VERSION / 100 % 1000) + "." +
+                               std::to_string(BOOST_VERSION % 100) + ", single-threaded io_context";
+    return echo_bench::peer_main(argc, argv, "asio_echo_bench", "asio_coro", banner, run);
 }

@@ -159,24 +159,6 @@ std::vector<echo_bench::depth_result> run(echo_bench::client_process& client,
 }  // namespace
 
 int main(int argc, char** argv) {
-    echo_bench::config cfg;
-    try {
-        for (int i = 1; i < argc; ++i) {
-            if (!echo_bench::parse_option(argc, argv, i, cfg)) {
-                std::fprintf(stderr, "usage: %s [options]\n%s", argv[0], echo_bench::options_usage);
-                return 2;
-            }
-        }
-        echo_bench::client_process client;  // forks: first, before any thread
-        std::fprintf(stderr, "epoll_echo_bench: raw epoll, edge-triggered\n");
-        // One fresh server process per depth (see echo_client.hpp).
-        echo_bench::print_results("raw_epoll",
-                                  echo_bench::measure(cfg, [&](const echo_bench::config& one) {
-                                      return run(client, one);
-                                  }));
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "epoll_echo_bench: %s\n", e.what());
-        return 1;
-    }
-    return 0;
+    return echo_bench::peer_main(argc, argv, "epoll_echo_bench", "raw_epoll",
+                                 "raw epoll, edge-triggered", run);
 }

@@ -49,6 +49,10 @@ struct io_state : lowlevel::io_watcher, backend_registration {
     completion_wait* read_completion = nullptr;  // pending completion ops
     completion_wait* write_completion = nullptr;
     unsigned interest = 0;  // directions last passed to backend::want
+    // Completion backends: the last receive had to wait, so the next one skips
+    // the nonblocking attempt (it would most likely fail with EAGAIN) and goes
+    // straight to a completion operation. See stream_socket::read_some.
+    bool recv_waits = false;
 
     static void* operator new(std::size_t n) { return frame_alloc(n); }
     static void operator delete(void* p, std::size_t n) noexcept { frame_free(p, n); }

@@ -54,6 +54,25 @@ bool backend_has_completions() {
 
 namespace {
 
+// A send would block and the backend performs completion operations: hand
+// `chunk` to the kernel, which sends what fits once the socket is writable.
+// Returns the bytes sent; 0 when it had to wait for writability instead or was
+// interrupted (the caller simply goes round again).
+task<std::size_t> send_by_completion(io_object& io, std::span<const std::byte> chunk,
+                                     const char* what, const std::string& peer) {
+    int r = co_await await_completion(io, lowlevel::completion_op::kind::send,
+                                      const_cast<std::byte*>(chunk.data()), chunk.size(),
+                                      MSG_NOSIGNAL, false, what);
+    if (r >= 0) co_return static_cast<std::size_t>(r);
+    int err = -r;
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+        co_await io.wait_ready(lowlevel::writable, what);
+        co_return 0;
+    }
+    if (err != EINTR) throw_errno(err, "write_all to " + peer);
+    co_return 0;
+}
+
 // write(2) to a pipe whose reader is gone raises SIGPIPE, whose default action
 // kills the process, and unlike send(2) it has no MSG_NOSIGNAL. Setting the
 // process's disposition to SIG_IGN is not a library's business, so instead
@@ -101,10 +120,22 @@ task<std::size_t> stream_socket::read_some(std::span<std::byte> buf) {
     if (!io_.is_open()) throw_errno(EBADF, "read_some from " + peer_ + ": stream is closed");
     if (buf.empty()) co_return 0;
     for (;;) {
-        ssize_t n = names_->pipe ? ::read(io_.fd(), buf.data(), buf.size())
-                                 : ::recv(io_.fd(), buf.data(), buf.size(), 0);
-        if (n >= 0) co_return static_cast<std::size_t>(n);
-        int err = errno;
+        // On a completion backend, a socket whose last receive had to wait goes
+        // straight to a completion operation: the kernel tries the receive
+        // itself when it takes the request, so data already there costs no
+        // extra wait, and the nonblocking recv that would most likely fail with
+        // EAGAIN (one system call per message on a request/response stream) is
+        // skipped. A receive that fills the whole buffer suggests more is
+        // queued: the next one tries the nonblocking call first again.
+        io_state* st = io_.state();
+        bool straight_to_completion = st && st->recv_waits && !names_->pipe;
+        int err = EAGAIN;
+        if (!straight_to_completion) {
+            ssize_t n = names_->pipe ? ::read(io_.fd(), buf.data(), buf.size())
+                                     : ::recv(io_.fd(), buf.data(), buf.size(), 0);
+            if (n >= 0) co_return static_cast<std::size_t>(n);
+            err = errno;
+        }
         if (err == EAGAIN || err == EWOULDBLOCK) {
             if (names_->pipe || !backend_has_completions()) {
                 co_await io_.wait_ready(lowlevel::readable, names_->read_some);
@@ -112,10 +143,14 @@ task<std::size_t> stream_socket::read_some(std::span<std::byte> buf) {
             }
             int r = co_await await_completion(io_, lowlevel::completion_op::kind::recv, buf.data(),
                                               buf.size(), 0, true, names_->read_some);
-            if (r >= 0) co_return static_cast<std::size_t>(r);
+            if (r >= 0) {
+                if (io_state* now = io_.state()) now->recv_waits = static_cast<std::size_t>(r) < buf.size();
+                co_return static_cast<std::size_t>(r);
+            }
             err = -r;
             // A backend that honours O_NONBLOCK reports EAGAIN: wait for readiness.
             if (err == EAGAIN || err == EWOULDBLOCK) {
+                if (io_state* now = io_.state()) now->recv_waits = false;
                 co_await io_.wait_ready(lowlevel::readable, names_->read_some);
                 continue;
             }
@@ -153,19 +188,8 @@ task<void> stream_socket::write_all(std::span<const std::byte> data) {
                 co_await io_.wait_ready(lowlevel::writable, names_->write_all);
                 continue;
             }
-            int r = co_await await_completion(io_, lowlevel::completion_op::kind::send,
-                                              const_cast<std::byte*>(data.data() + done),
-                                              data.size() - done, MSG_NOSIGNAL, false,
-                                              names_->write_all);
-            if (r >= 0) {
-                done += static_cast<std::size_t>(r);
-                continue;
-            }
-            err = -r;
-            if (err == EAGAIN || err == EWOULDBLOCK) {
-                co_await io_.wait_ready(lowlevel::writable, names_->write_all);
-                continue;
-            }
+            done += co_await send_by_completion(io_, data.subspan(done), names_->write_all, peer_);
+            continue;
         }
         if (err != EINTR) throw_errno(err, "write_all to " + peer_);
     }
@@ -239,19 +263,8 @@ task<void> stream_socket::write_all(std::span<const std::span<const std::byte>> 
             // The completion backend has no sendmsg operation: let it send the
             // rest of the current buffer (the kernel takes what fits once the
             // socket is writable), then gather again from where it stopped.
-            std::span<const std::byte> head = cur.current();
-            int r = co_await await_completion(io_, lowlevel::completion_op::kind::send,
-                                              const_cast<std::byte*>(head.data()), head.size(),
-                                              MSG_NOSIGNAL, false, names_->write_all);
-            if (r >= 0) {
-                cur.advance(static_cast<std::size_t>(r));
-                continue;
-            }
-            err = -r;
-            if (err == EAGAIN || err == EWOULDBLOCK) {
-                co_await io_.wait_ready(lowlevel::writable, names_->write_all);
-                continue;
-            }
+            cur.advance(co_await send_by_completion(io_, cur.current(), names_->write_all, peer_));
+            continue;
         }
         if (err != EINTR) throw_errno(err, "write_all to " + peer_);
     }

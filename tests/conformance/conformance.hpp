@@ -25,6 +25,7 @@
 #pragma once
 
 #include "conformance/guest_host.hpp"
+#include "fd_count.hpp"
 
 #include <uthreads/uthreads.hpp>
 
@@ -45,17 +46,6 @@ namespace uthreads_conformance {
 
 namespace ut = uthreads;
 using namespace std::chrono_literals;
-
-/// Entries in /proc/self/fd (the directory stream's own descriptor is counted
-/// each time, so two counts compare equal exactly when nothing else changed).
-inline long open_fd_count() {
-    std::error_code ec;
-    long n = 0;
-    for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end;
-         it.increment(ec))
-        ++n;
-    return ec ? -1 : n;
-}
 
 /// Test-name suffix for a backend: GoogleTest allows only [A-Za-z0-9_].
 struct backend_name {

@@ -6,6 +6,7 @@
 // operations in flight.
 
 #include "conformance.hpp"
+#include "io_helpers.hpp"
 
 #include <uthreads/file.hpp>
 
@@ -33,33 +34,9 @@ class FileTest : public backend_test {};  // NOLINT(readability-identifier-namin
 
 namespace fs = std::filesystem;
 
-/// A fresh directory under /tmp, removed with everything in it.
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        static int counter = 0;
-        path = fs::temp_directory_path() /
-               ("uthreads-file-" + std::to_string(::getpid()) + "-" + std::to_string(++counter));
-        fs::create_directories(path);
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string file(const char* name) const { return (path / name).string(); }
-};
 
 constexpr std::size_t mib = std::size_t{1024} * 1024;
 
-std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
-    std::vector<std::byte> v(n);
-    std::uint32_t x = seed * 2654435761u + 1;
-    for (auto& b : v) {
-        x = x * 1664525u + 1013904223u;
-        b = static_cast<std::byte>(x >> 24);
-    }
-    return v;
-}
 
 /// Everything from the file position to the end, read with `chunk`-sized reads.
 ut::task<std::vector<std::byte>> read_to_end(ut::file& f, std::size_t chunk) {
@@ -78,7 +55,7 @@ std::string slurp(const std::string& path) {
 }
 
 TEST_P(FileTest, WriteThenReadBackFromOneByteTo16MiB) {
-    temp_dir dir;
+    temp_dir dir("uthreads-file");
     const std::vector<std::size_t> sizes{1, 4095, 4096, 65537, mib, 16 * mib};
     std::vector<std::size_t> read_sizes, reported_sizes;
     int matched = 0;
@@ -106,7 +83,7 @@ TEST_P(FileTest, WriteThenReadBackFromOneByteTo16MiB) {
 }
 
 TEST_P(FileTest, ReadAtAndWriteAtUseOffsetsAndLeaveThePositionAlone) {
-    temp_dir dir;
+    temp_dir dir("uthreads-file");
     std::string path = dir.file("offsets");
     std::string at12, tail, from_start, after_write;
     std::size_t past_end = 99, size = 0;
@@ -138,7 +115,7 @@ TEST_P(FileTest, ReadAtAndWriteAtUseOffsetsAndLeaveThePositionAlone) {
 }
 
 TEST_P(FileTest, ReadReturnsZeroAtEndOfFile) {
-    temp_dir dir;
+    temp_dir dir("uthreads-file");
     std::string path = dir.file("eof");
     std::size_t empty_read = 99, first = 0, second = 99, again = 99;
     run_on_backend([&]() -> ut::task<> {
@@ -160,7 +137,7 @@ TEST_P(FileTest, ReadReturnsZeroAtEndOfFile) {
 }
 
 TEST_P(FileTest, OpenOfAMissingFileThrowsEnoentNamingThePath) {
-    temp_dir dir;
+    temp_dir dir("uthreads-file");
     std::string missing = dir.file("no-such-file");
     std::error_code code, exists_code, isdir_code;
     std::string what;
@@ -192,7 +169,7 @@ TEST_P(FileTest, OpenOfAMissingFileThrowsEnoentNamingThePath) {
 }
 
 TEST_P(FileTest, FsyncAndFdatasyncSucceedAndTheDataIsThere) {
-    temp_dir dir;
+    temp_dir dir("uthreads-file");
     std::string path = dir.file("synced");
     bool synced = false;
     run_on_backend([&]() -> ut::task<> {
@@ -212,7 +189,7 @@ TEST_P(FileTest, FsyncAndFdatasyncSucceedAndTheDataIsThere) {
 }
 
 TEST_P(FileTest, DescriptorIsCloexec) {
-    temp_dir dir;
+    temp_dir dir("uthreads-file");
     int fd_flags = -1;
     run_on_backend([&]() -> ut::task<> {
         ut::file f = co_await ut::file::open(dir.file("cloexec"), O_WRONLY | O_CREAT, 0600);
@@ -223,7 +200,7 @@ TEST_P(FileTest, DescriptorIsCloexec) {
 }
 
 TEST_P(FileTest, AppendModeAppends) {
-    temp_dir dir;
+    temp_dir dir("uthreads-file");
     std::string path = dir.file("log");
     run_on_backend([&]() -> ut::task<> {
         for (const char* line : {"one\n", "two\n"}) {
@@ -235,7 +212,7 @@ TEST_P(FileTest, AppendModeAppends) {
 }
 
 TEST_P(FileTest, ConcurrentReadsFromSeveralMicrothreads) {
-    temp_dir dir;
+    temp_dir dir("uthreads-file");
     std::string path = dir.file("shared");
     constexpr int readers = 8;
     constexpr std::size_t chunk = std::size_t{256} * 1024;
@@ -278,7 +255,7 @@ TEST_P(FileTest, ConcurrentReadsFromSeveralMicrothreads) {
 }
 
 TEST_P(FileTest, CancellingLargeReadsAndWritesLeavesNoLeakOrDanglingBuffer) {
-    temp_dir dir;
+    temp_dir dir("uthreads-file");
     std::string path = dir.file("big");
     const std::vector<std::byte> data = pattern(16 * mib, 3);
     int completed = 0, cut_short = 0;
@@ -341,7 +318,7 @@ TEST_P(FileTest, CancellingLargeReadsAndWritesLeavesNoLeakOrDanglingBuffer) {
 // the blocking pool cannot interrupt read(2), so the read returns the data when
 // it comes. Either way, nothing written is lost.
 TEST_P(FileTest, CancellingAReadThatWaitsForDataLosesNothing) {
-    temp_dir dir;
+    temp_dir dir("uthreads-file");
     std::string path = dir.file("fifo");
     ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0) << std::strerror(errno);
     std::string got;
@@ -378,7 +355,7 @@ TEST_P(FileTest, CancellingAReadThatWaitsForDataLosesNothing) {
 }
 
 TEST_P(FileTest, ClosingWithAnOperationInFlightKeepsTheDescriptorUntilItEnds) {
-    temp_dir dir;
+    temp_dir dir("uthreads-file");
     std::string path = dir.file("closing");
     const std::vector<std::byte> data = pattern(4 * mib, 5);
     std::size_t read_back = 0;
@@ -411,7 +388,7 @@ TEST_P(FileTest, ClosingWithAnOperationInFlightKeepsTheDescriptorUntilItEnds) {
 }
 
 TEST_P(FileTest, BadArgumentsThrowInvalidArgumentNamingThem) {
-    temp_dir dir;
+    temp_dir dir("uthreads-file");
     std::vector<std::string> messages;
     run_on_backend([&]() -> ut::task<> {
         auto expect_invalid = [&](ut::task<void> t) -> ut::task<> {

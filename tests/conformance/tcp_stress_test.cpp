@@ -4,6 +4,7 @@
 // slow reader, and every operation cancelled at random points.
 
 #include "conformance.hpp"
+#include "io_helpers.hpp"
 
 #include <algorithm>
 #include <cstddef>
@@ -33,12 +34,6 @@ std::vector<std::byte> random_bytes(std::size_t n, std::uint32_t seed) {
     return v;
 }
 
-ut::task<std::pair<ut::tcp_stream, ut::tcp_stream>> connected_pair(ut::tcp_listener& l) {
-    auto client = ut::spawn(ut::tcp_stream::connect("127.0.0.1", l.port()), "connect");
-    ut::tcp_stream server = co_await l.accept();
-    ut::tcp_stream c = co_await client;
-    co_return std::pair<ut::tcp_stream, ut::tcp_stream>(std::move(server), std::move(c));
-}
 
 void set_buffer(int fd, int opt, int bytes) {
     ASSERT_EQ(::setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof bytes), 0);

@@ -4,6 +4,7 @@
 // serve_tcp's connection limit.
 
 #include "conformance.hpp"
+#include "io_helpers.hpp"
 
 #include <algorithm>
 #include <arpa/inet.h>
@@ -19,6 +20,7 @@
 #include <system_error>
 #include <thread>
 #include <unistd.h>
+#include <tuple>
 #include <vector>
 
 namespace uthreads_conformance {
@@ -27,23 +29,7 @@ namespace {
 // GoogleTest suite names are CamelCase, as in tests/unit.
 class TcpTest : public backend_test {};  // NOLINT(readability-identifier-naming)
 
-std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
-    std::vector<std::byte> v(n);
-    std::uint32_t x = seed * 2654435761u + 1;
-    for (auto& b : v) {
-        x = x * 1664525u + 1013904223u;
-        b = static_cast<std::byte>(x >> 24);
-    }
-    return v;
-}
 
-/// Accepts one connection on `l` and connects to it; returns {server side, client side}.
-ut::task<std::pair<ut::tcp_stream, ut::tcp_stream>> connected_pair(ut::tcp_listener& l) {
-    auto client = ut::spawn(ut::tcp_stream::connect("127.0.0.1", l.port()), "connect");
-    ut::tcp_stream server = co_await l.accept();
-    ut::tcp_stream c = co_await client;
-    co_return std::pair<ut::tcp_stream, ut::tcp_stream>(std::move(server), std::move(c));
-}
 
 /// Reads until end of stream.
 ut::task<std::vector<std::byte>> read_to_end(ut::tcp_stream& s) {
@@ -259,22 +245,8 @@ TEST_P(TcpTest, CancelledReadLosesNothing) {
     run_on_backend([&]() -> ut::task<> {
         auto l = ut::tcp_listener::bind("127.0.0.1", 0);
         auto [server, client] = co_await connected_pair(l);
-        ut::event started;
-        auto reader = ut::spawn([](ut::tcp_stream& s, ut::event& st) -> ut::task<> {
-            char buf[16];
-            st.set();
-            co_await s.read_some(std::span<char>(buf));
-            ADD_FAILURE() << "read_some returned although nothing was sent";
-        }(server, started));
-        co_await started.wait();
-        co_await ut::yield_now();
-        reader.cancel();
-        read_cancelled = co_await join_expect_cancelled(reader);
-        // The stream is still usable and no byte was consumed by the cancelled read.
-        co_await client.write_all(std::string_view("after"));
-        std::string buf(5, '\0');
-        co_await server.read_exact(std::span<char>(buf));
-        got = buf;
+        // The stream stays usable and the cancelled read consumed no byte.
+        std::tie(read_cancelled, got) = co_await cancel_parked_read_then_exchange(server, client);
     }());
     EXPECT_TRUE(read_cancelled);
     EXPECT_EQ(got, "after");

@@ -7,6 +7,8 @@
 // Skipped when the kernel refuses io_uring (kernel.io_uring_disabled, seccomp).
 #ifdef UTHREADS_HAVE_BACKEND_IO_URING
 
+#include "fd_count.hpp"
+
 #include <uthreads/lowlevel/backend.hpp>
 
 #include <gtest/gtest.h>
@@ -34,15 +36,6 @@ namespace {
 namespace ll = uthreads::lowlevel;
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
-
-long open_fd_count() {
-    std::error_code ec;
-    long n = 0;
-    for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end;
-         it.increment(ec))
-        ++n;
-    return ec ? -1 : n;
-}
 
 struct fd_guard {
     int fd = -1;
@@ -94,7 +87,8 @@ protected:
         try {
             b_ = ll::make_backend("io_uring");
         } catch (const std::system_error& e) {
-            GTEST_SKIP() << e.what();
+            // The kernel refuses a ring (io_uring_disabled, seccomp, or too old).
+            GTEST_SKIP() << "needs io_uring (the kernel refused a ring: " << e.what() << ")";
         }
     }
     void TearDown() override {

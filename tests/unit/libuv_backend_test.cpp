@@ -7,6 +7,8 @@
 // clauses it does not exercise yet.
 #ifdef UTHREADS_HAVE_BACKEND_LIBUV
 
+#include "fd_count.hpp"
+
 #include <uthreads/backends/libuv.hpp>
 #include <uthreads/lowlevel/backend.hpp>
 #include <uthreads/uthreads.hpp>
@@ -35,15 +37,6 @@ namespace ut = uthreads;
 namespace ll = uthreads::lowlevel;
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
-
-long open_fd_count() {
-    std::error_code ec;
-    long n = 0;
-    for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end;
-         it.increment(ec))
-        ++n;
-    return ec ? -1 : n;
-}
 
 /// CPU time (user + system) this process has used.
 steady::duration cpu_time() {
