@@ -49,30 +49,35 @@ public:
         bool yield_ = false;
         bool await_ready() {
             s = &detail::current_scheduler("channel::send");
-            detail::sync_guard g(ch->lock_);
-            if (ch->closed_) throw channel_closed();
-            if (detail::cancel_pending(s->current_)) throw ::uthreads::cancelled{};
-            if (!ch->try_send_now(value)) return false;
-            if (--s->budget_ > 0) return true;
-            yield_ = true;
-            return false;
+            return detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
+                detail::guard_if<Multi> g(ch->lock_);
+                if (ch->closed_) throw channel_closed();
+                if (detail::cancel_pending(s->current_)) throw ::uthreads::cancelled{};
+                if (!ch->template try_send_now<Multi>(value)) return false;
+                if (--s->budget_ > 0) return true;
+                yield_ = true;
+                return false;
+            });
         }
-        bool await_suspend(std::coroutine_handle<> h) {
+        UTHREADS_ALWAYS_INLINE bool await_suspend(std::coroutine_handle<> h) {
             if (yield_) {
                 detail::yield_after(*s, h);
                 return true;
             }
-            detail::sync_guard g(ch->lock_);
-            if (s->multi()) [[unlikely]] {
-                // Another worker may have changed the channel since await_ready.
-                if (ch->closed_) {
-                    closed_seen = true;
-                    return false;
+            return detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
+                detail::guard_if<Multi> g(ch->lock_);
+                if constexpr (Multi) {
+                    // Another worker may have changed the channel since await_ready.
+                    if (ch->closed_) {
+                        closed_seen = true;
+                        return false;
+                    }
+                    if (ch->template try_send_now<Multi>(value)) return false;
                 }
-                if (ch->try_send_now(value)) return false;
-            }
-            detail::park_in_checked<send_operation, &list_of>(this, ch->senders_, h, ch->lock_);
-            return true;
+                detail::park_in_checked<send_operation, &list_of, Multi>(this, ch->senders_, h,
+                                                                         ch->lock_);
+                return true;
+            });
         }
         void await_resume() const {
             detail::throw_if_cancelled(*this);
@@ -88,23 +93,28 @@ public:
         bool await_ready() {
             s = &detail::current_scheduler("channel::recv");
             if (detail::cancel_pending(s->current_)) throw ::uthreads::cancelled{};
-            detail::sync_guard g(ch->lock_);
-            if (!ch->try_recv_now(slot)) return false;
-            if (--s->budget_ > 0) return true;
-            yield_ = true;
-            return false;
+            return detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
+                detail::guard_if<Multi> g(ch->lock_);
+                if (!ch->template try_recv_now<Multi>(slot)) return false;
+                if (--s->budget_ > 0) return true;
+                yield_ = true;
+                return false;
+            });
         }
-        bool await_suspend(std::coroutine_handle<> h) {
+        UTHREADS_ALWAYS_INLINE bool await_suspend(std::coroutine_handle<> h) {
             if (yield_) {
                 detail::yield_after(*s, h);
                 return true;
             }
-            detail::sync_guard g(ch->lock_);
-            // Another worker may have sent or closed since await_ready.
-            if (s->multi() && ch->try_recv_now(slot)) [[unlikely]]
-                return false;
-            detail::park_in_checked<recv_operation, &list_of>(this, ch->receivers_, h, ch->lock_);
-            return true;
+            return detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
+                detail::guard_if<Multi> g(ch->lock_);
+                // Another worker may have sent or closed since await_ready.
+                if constexpr (Multi)
+                    if (ch->template try_recv_now<Multi>(slot)) return false;
+                detail::park_in_checked<recv_operation, &list_of, Multi>(this, ch->receivers_, h,
+                                                                         ch->lock_);
+                return true;
+            });
         }
         std::optional<T> await_resume() {
             detail::throw_if_cancelled(*this);
@@ -134,32 +144,38 @@ public:
     /// Send without waiting: false if it would have to wait. Throws channel_closed
     /// on a closed channel.
     bool try_send(T v) {
-        detail::sync_guard g(lock_);
-        if (closed_) throw channel_closed();
-        return try_send_now(v);
+        return detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
+            detail::guard_if<Multi> g(lock_);
+            if (closed_) throw channel_closed();
+            return try_send_now<Multi>(v);
+        });
     }
 
     /// Receive without waiting: nullopt if nothing is available (or closed and
     /// drained; check `closed()` to tell them apart).
     std::optional<T> try_recv() {
         std::optional<T> out;
-        detail::sync_guard g(lock_);
-        try_recv_now(out);
+        detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
+            detail::guard_if<Multi> g(lock_);
+            try_recv_now<Multi>(out);
+        });
         return out;
     }
 
     /// Close: pending and future sends throw channel_closed; receivers drain what
     /// is buffered, then get nullopt. Idempotent.
     void close() {
-        detail::sync_guard g(lock_);
-        if (closed_) return;
-        closed_ = true;
-        while (!receivers_.empty()) detail::wake(receivers_.pop_front());
-        while (!senders_.empty()) {
-            auto* w = static_cast<send_operation*>(senders_.pop_front());
-            w->closed_seen = true;
-            detail::wake(w);
-        }
+        detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
+            detail::guard_if<Multi> g(lock_);
+            if (closed_) return;
+            closed_ = true;
+            while (!receivers_.empty()) detail::wake<Multi>(receivers_.pop_front());
+            while (!senders_.empty()) {
+                auto* w = static_cast<send_operation*>(senders_.pop_front());
+                w->closed_seen = true;
+                detail::wake<Multi>(w);
+            }
+        });
     }
 
     bool closed() const noexcept {
@@ -174,11 +190,12 @@ public:
 
 private:
     // Moves `v` to a waiting receiver or into the buffer; false if neither.
+    template <bool Multi>
     bool try_send_now(T& v) {
         if (!receivers_.empty()) {
             auto* r = static_cast<recv_operation*>(receivers_.pop_front());
             r->slot.emplace(std::move(v));
-            detail::wake(r);
+            detail::wake<Multi>(r);
             return true;
         }
         if (count_ < buf_.size()) {
@@ -191,6 +208,7 @@ private:
 
     // Takes the oldest value (refilling the buffer from the longest-waiting
     // sender); false if nothing is available and the channel is open.
+    template <bool Multi>
     bool try_recv_now(std::optional<T>& out) {
         if (count_ > 0) {
             auto& cell = buf_[head_];
@@ -202,14 +220,14 @@ private:
                 auto* w = static_cast<send_operation*>(senders_.pop_front());
                 buf_[tail_index()].emplace(std::move(w->value));
                 ++count_;
-                detail::wake(w);
+                detail::wake<Multi>(w);
             }
             return true;
         }
         if (!senders_.empty()) {
             auto* w = static_cast<send_operation*>(senders_.pop_front());
             out.emplace(std::move(w->value));
-            detail::wake(w);
+            detail::wake<Multi>(w);
             return true;
         }
         return closed_;

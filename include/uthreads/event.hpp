@@ -17,9 +17,11 @@ public:
 
     /// Set the flag and wake every waiter.
     void set() {
-        detail::sync_guard g(q_.lock_);
-        set_ = true;
-        q_.wake_all_locked();
+        detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
+            detail::guard_if<Multi> g(q_.lock_);
+            set_ = true;
+            q_.wake_all_locked<Multi>();
+        });
     }
     void clear() noexcept {
         detail::sync_guard g(q_.lock_);
@@ -38,13 +40,15 @@ public:
             return detail::enter_fast_path(detail::current_scheduler("event::wait")) && e->is_set();
         }
         bool await_suspend(std::coroutine_handle<> h) {
-            detail::sync_guard g(q->lock_);
-            if (e->set_) {
-                detail::yield_after(*detail::tls_scheduler, h);
-                return true;
-            }
-            return detail::park_in<wait_queue::wait_operation, &list_of>(this, q->waiters_, h,
-                                                                         q->lock_);
+            return detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
+                detail::guard_if<Multi> g(q->lock_);
+                if (e->set_) {
+                    detail::yield_after(*detail::tls_scheduler, h);
+                    return true;
+                }
+                return detail::park_in<wait_queue::wait_operation, &list_of, Multi>(
+                    this, q->waiters_, h, q->lock_);
+            });
         }
     };
     /// Wait until the flag is set. Suspension and cancellation point (loses

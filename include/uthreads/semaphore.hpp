@@ -26,13 +26,16 @@ public:
                 return false;
             return sem->try_acquire();
         }
-        bool await_suspend(std::coroutine_handle<> h) {
-            detail::sync_guard g(sem->lock_);
-            if (sem->try_acquire_locked()) {
-                detail::yield_after(*detail::tls_scheduler, h);
-                return true;
-            }
-            return detail::park_in<acquire_operation, &list_of>(this, sem->waiters_, h, sem->lock_);
+        UTHREADS_ALWAYS_INLINE bool await_suspend(std::coroutine_handle<> h) {
+            return detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
+                detail::guard_if<Multi> g(sem->lock_);
+                if (sem->try_acquire_locked()) {
+                    detail::yield_after(*detail::tls_scheduler, h);
+                    return true;
+                }
+                return detail::park_in<acquire_operation, &list_of, Multi>(this, sem->waiters_, h,
+                                                                           sem->lock_);
+            });
         }
         void await_resume() const { detail::throw_if_cancelled(*this); }
         static detail::waiter_list& list_of(acquire_operation* w) { return w->sem->waiters_; }
@@ -48,17 +51,21 @@ public:
 
     /// Take one unit if available without waiting.
     bool try_acquire() noexcept {
-        detail::sync_guard g(lock_);
-        return try_acquire_locked();
+        return detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
+            detail::guard_if<Multi> g(lock_);
+            return try_acquire_locked();
+        });
     }
 
     /// Return one unit: to the longest waiter if any, else to the count.
     void release() {
-        detail::sync_guard g(lock_);
-        if (!waiters_.empty())
-            detail::wake(waiters_.pop_front());
-        else
-            ++count_;
+        detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
+            detail::guard_if<Multi> g(lock_);
+            if (!waiters_.empty())
+                detail::wake<Multi>(waiters_.pop_front());
+            else
+                ++count_;
+        });
     }
 
     std::ptrdiff_t available() const noexcept {

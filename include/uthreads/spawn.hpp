@@ -13,7 +13,7 @@
 
 #include <exception>
 #include <functional>
-#include <mutex>
+#include <atomic>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -40,16 +40,16 @@ void cancel_multi(microthread* m);
 
 /// `m->done`, read safely from any worker.
 inline bool done_of(const microthread* m) noexcept {
-    if (tls_multi) [[unlikely]] {
-        std::lock_guard lk(lock_of(m));
-        return m->done;
-    }
+    if (tls_multi) [[unlikely]]  // acquire: the result written before is visible
+        return std::atomic_ref<bool>(const_cast<microthread*>(m)->done)
+            .load(std::memory_order_acquire);
     return m->done;
 }
 
 struct join_operation : wait_node {
     microthread* target;
     scheduler* s;
+    microthread* waiter = nullptr;  // several workers: the joining microthread
     bool await_ready() const {
         if (cancel_pending(s->current_)) throw ::uthreads::cancelled{};
         return done_of(target);

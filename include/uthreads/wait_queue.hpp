@@ -24,8 +24,11 @@ public:
             return false;
         }
         bool await_suspend(std::coroutine_handle<> h) {
-            detail::sync_guard g(q->lock_);
-            return detail::park_in<wait_operation, &list_of>(this, q->waiters_, h, q->lock_);
+            return detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
+                detail::guard_if<Multi> g(q->lock_);
+                return detail::park_in<wait_operation, &list_of, Multi>(this, q->waiters_, h,
+                                                                        q->lock_);
+            });
         }
         void await_resume() const { detail::throw_if_cancelled(*this); }
         static detail::waiter_list& list_of(wait_operation* w) { return w->q->waiters_; }
@@ -42,16 +45,20 @@ public:
 
     /// Wake the longest-waiting microthread. Returns false if none was waiting.
     bool wake_one() {
-        detail::sync_guard g(lock_);
-        if (waiters_.empty()) return false;
-        detail::wake(waiters_.pop_front());
-        return true;
+        return detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
+            detail::guard_if<Multi> g(lock_);
+            if (waiters_.empty()) return false;
+            detail::wake<Multi>(waiters_.pop_front());
+            return true;
+        });
     }
 
     /// Wake every waiting microthread; returns how many.
     std::size_t wake_all() {
-        detail::sync_guard g(lock_);
-        return wake_all_locked();
+        return detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
+            detail::guard_if<Multi> g(lock_);
+            return wake_all_locked<Multi>();
+        });
     }
 
     bool empty() const noexcept {
@@ -61,10 +68,11 @@ public:
 
 private:
     friend class event;
+    template <bool Multi>
     std::size_t wake_all_locked() {
         std::size_t n = 0;
         while (!waiters_.empty()) {
-            detail::wake(waiters_.pop_front());
+            detail::wake<Multi>(waiters_.pop_front());
             ++n;
         }
         return n;

@@ -27,9 +27,10 @@ namespace uthreads::detail {
 
 namespace {
 thread_local long long tls_live_microthreads = 0;
-// Microthreads of multi-threaded runtimes (spawned on one thread, released on
-// another, so a per-thread count would not balance).
-std::atomic<long long> multi_live_microthreads{0};
+// Microthreads of multi-threaded runtimes are created on one thread and may be
+// released on another, so per-thread counts do not balance: a worker thread
+// folds its count in here when it ends (fold_microthread_count).
+std::atomic<long long> folded_microthreads{0};
 }  // namespace
 
 struct scheduler::fresh_deque {
@@ -250,10 +251,7 @@ void release(microthread* m) noexcept {
     if (m->frame) m->frame.destroy();
     delete m->name;
     delete m;
-    if (tls_multi)
-        multi_live_microthreads.fetch_sub(1, std::memory_order_relaxed);
-    else
-        --tls_live_microthreads;
+    --tls_live_microthreads;
 }
 
 void detach(microthread* m) noexcept {
@@ -458,19 +456,38 @@ void scheduler::shutdown_guest() {
 // registrations, wait nodes and `all_` slot belong to one worker, and whatever
 // another worker does to it (wake it, cancel it, join it) goes through that
 // worker's remote queue. What crosses workers on the record itself is ordered
-// by lock_of(m): its start (sched, started), its end (done, joiner, listener)
-// and flags set by a cancellation that came before it started.
+// by atomic operations on it (core.hpp): `xflags` for its start and a
+// cancellation that came before it, `done` and `joiner` for its end. Counts
+// (spawned_, finished_, the live-microthread count) are per worker, so a spawn
+// or a finish touches no cache line another worker writes.
 // ---------------------------------------------------------------------------
 
 microthread* scheduler::spawn_multi(microthread* m) {
-    m->id = group_->next_id.fetch_add(1, std::memory_order_relaxed);
-    group_->live.fetch_add(1, std::memory_order_relaxed);
-    multi_live_microthreads.fetch_add(1, std::memory_order_relaxed);
+    // Unique across workers without a shared counter (at most 1024 workers).
+    m->id = (next_id_++ << 10) | index_;
+    ++tls_live_microthreads;
+    // Only this worker writes it; release: see worker_group::quiescent.
+    spawned_.store(spawned_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     if (group_->shutdown.load(std::memory_order_acquire)) {
         m->root_scope.cancelled = true;
         m->cancel_hint = true;
     }
     return m;
+}
+
+void fold_microthread_count() noexcept {
+    folded_microthreads.fetch_add(tls_live_microthreads, std::memory_order_relaxed);
+    tls_live_microthreads = 0;
+}
+
+bool worker_group::quiescent() const noexcept {
+    // Finishes first: each counted finish had its spawn happen before it, so the
+    // spawn is counted too, and any microthread still alive keeps an ancestor
+    // (or itself) counted as spawned and not finished.
+    std::uint64_t finished = 0, spawned = 0;
+    for (const auto& w : workers) finished += w->finished_.load(std::memory_order_acquire);
+    for (const auto& w : workers) spawned += w->spawned_.load(std::memory_order_acquire);
+    return spawned == finished;
 }
 
 namespace {
@@ -484,31 +501,30 @@ void cancel_here(void* p) {
     }
     release(m);  // the reference cancel_multi took for this message
 }
+
+std::uint32_t or_flags(microthread* m, std::uint32_t bits) noexcept {
+    // acq_rel: the starter publishes `sched` with it; the canceller reads it after.
+    return std::atomic_ref<std::uint32_t>(m->xflags).fetch_or(bits, std::memory_order_acq_rel);
+}
 }  // namespace
 
 void cancel_multi(microthread* m) {
-    {
-        std::lock_guard lk(lock_of(m));
-        if (m->done) return;
-        if (!m->started) {
-            // Still in a deque: whoever starts it takes this lock first, so it
-            // sees these flags and the first suspension point throws.
-            m->root_scope.cancelled = true;
-            m->cancel_hint = true;
-            return;
-        }
-        if (m->sched != tls_scheduler) {
-            // Keep m alive until the message runs (the canceller may drop its
-            // handle right after).
-            std::atomic_ref<std::uint32_t>(m->refs).fetch_add(1, std::memory_order_relaxed);
-            m->sched->post(&cancel_here, m);
-            return;
-        }
+    if (std::atomic_ref<bool>(m->done).load(std::memory_order_acquire)) return;
+    // Not started yet: whoever starts it sees the bit and applies it.
+    if (!(or_flags(m, xf_cancel) & xf_started)) return;
+    scheduler* w = std::atomic_ref<scheduler*>(m->sched).load(std::memory_order_relaxed);
+    if (w != tls_scheduler) {
+        // Keep m alive until the message runs (the canceller may drop its
+        // handle right after).
+        std::atomic_ref<std::uint32_t>(m->refs).fetch_add(1, std::memory_order_relaxed);
+        w->post(&cancel_here, m);
+        return;
     }
     // m runs on this worker: nothing else touches its flags.
+    if (m->done) return;
     m->root_scope.cancelled = true;
     m->cancel_hint = true;
-    m->sched->deliver_cancel(m);
+    w->deliver_cancel(m);
 }
 
 void scheduler::cancel_multi(microthread* m) { detail::cancel_multi(m); }
@@ -516,20 +532,19 @@ void scheduler::cancel_multi(microthread* m) { detail::cancel_multi(m); }
 std::coroutine_handle<> join_suspend_multi(join_operation* op, std::coroutine_handle<> h) {
     scheduler& s = *op->s;
     if (!park(s, *op, h)) return h;  // resumes at once and throws cancelled
-    {
-        std::lock_guard lk(lock_of(op->target));
-        if (!op->target->done) {
-            op->target->joiner = s.current_;
-            op->try_cancel = [](wait_node* w) {
-                auto* o = static_cast<join_operation*>(w);
-                std::lock_guard g(lock_of(o->target));
-                // Cleared by finish_multi: the wake-up is on its way.
-                if (!o->target->joiner) return false;
-                o->target->joiner = nullptr;
-                return true;
-            };
-            return std::noop_coroutine();
-        }
+    op->waiter = s.current_;
+    microthread* expected = nullptr;
+    // acq_rel: on failure (the finished mark) the result is visible.
+    if (std::atomic_ref<microthread*>(op->target->joiner)
+            .compare_exchange_strong(expected, op->waiter, std::memory_order_acq_rel)) {
+        op->try_cancel = [](wait_node* w) {
+            auto* o = static_cast<join_operation*>(w);
+            microthread* me = o->waiter;
+            // Fails once the target finished: its wake-up is on the way.
+            return std::atomic_ref<microthread*>(o->target->joiner)
+                .compare_exchange_strong(me, nullptr, std::memory_order_acq_rel);
+        };
+        return std::noop_coroutine();
     }
     // It finished since await_ready: continue at once.
     s.current_->wait = nullptr;
@@ -542,14 +557,11 @@ std::coroutine_handle<> scheduler::finish_multi(microthread* m) noexcept {
     all_[m->index] = last;
     last->index = m->index;
     all_.pop_back();
-    microthread* j;
-    completion_listener* l;
-    {
-        std::lock_guard lk(lock_of(m));
-        m->done = true;
-        j = std::exchange(m->joiner, nullptr);
-        l = m->listener;
-    }
+    // The listener was set before m was published and only m's finish reads it.
+    completion_listener* l = m->listener;
+    std::atomic_ref<bool>(m->done).store(true, std::memory_order_release);
+    microthread* j = std::atomic_ref<microthread*>(m->joiner)
+                         .exchange(finished_mark(), std::memory_order_acq_rel);
     if (l) l->on_child_done(m);
     const bool was_main = m == g.main;
     release(m);
@@ -572,16 +584,18 @@ std::coroutine_handle<> scheduler::finish_multi(microthread* m) noexcept {
             j->sched->schedule_remote(j);
         }
     }
-    // acq_rel: the worker that sees 0 and ends the run sees everything before.
-    if (g.live.fetch_sub(1, std::memory_order_acq_rel) == 1) g.wake_all();
+    finished_.store(finished_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    // After main: the last finish ends the run (others re-check before parking).
+    if (g.shutdown.load(std::memory_order_acquire) && g.quiescent()) g.wake_all();
     return next;
 }
 
 void scheduler::start_stolen(microthread* m) noexcept {
-    {
-        std::lock_guard lk(lock_of(m));
-        m->sched = this;
-        m->started = true;
+    std::atomic_ref<scheduler*>(m->sched).store(this, std::memory_order_relaxed);
+    m->started = true;
+    if (or_flags(m, xf_started) & xf_cancel) {
+        m->root_scope.cancelled = true;
+        m->cancel_hint = true;
     }
     m->index = all_.size();
     all_.push_back(m);
@@ -600,7 +614,7 @@ microthread* scheduler::take_fresh() noexcept {
 bool scheduler::has_work_multi() noexcept {
     worker_group& g = *group_;
     if (!ready_.empty() || remote_->pending.load(std::memory_order_relaxed)) return true;
-    if (g.live.load(std::memory_order_acquire) == 0) return true;
+    if (g.shutdown.load(std::memory_order_acquire) && g.quiescent()) return true;
     if (!cancelled_all_ && g.shutdown.load(std::memory_order_acquire)) return true;
     for (auto& w : g.workers)
         if (w->fresh_->q.size_estimate() > 0) return true;
@@ -632,7 +646,10 @@ void scheduler::run_worker() {
             cancelled_all_ = true;
             cancel_all();
         }
-        if (g.live.load(std::memory_order_acquire) == 0) break;
+        if (g.shutdown.load(std::memory_order_acquire) && g.quiescent()) {
+            g.wake_all();  // the others may be parked
+            break;
+        }
         if (!ready_.empty() || fresh_->q.size_estimate() > 0) {
             poll(false);
             continue;
@@ -730,6 +747,7 @@ void worker_group::run(std::coroutine_handle<> frame, promise_base* root) {
             tls_multi = false;
             tls_scheduler = nullptr;
             fold_frame_count();
+            fold_microthread_count();
         });
     }
     worker_life(0);
@@ -754,6 +772,6 @@ void throw_no_runtime(const char* what) {
 namespace uthreads::lowlevel {
 long long live_microthreads() noexcept {
     return detail::tls_live_microthreads +
-           detail::multi_live_microthreads.load(std::memory_order_relaxed);
+           detail::folded_microthreads.load(std::memory_order_relaxed);
 }
 }  // namespace uthreads::lowlevel

@@ -71,12 +71,8 @@ struct worker_group {
     std::atomic<bool> failed{false};
     std::mutex error_mu;
     std::exception_ptr error;  // a worker could not make its backend
-    /// Microthreads spawned and not yet finished, across workers. The worker
-    /// loops end when it reaches 0.
-    std::atomic<std::int64_t> live{0};
     /// Set when main finished: each worker then cancels the microthreads it runs.
     std::atomic<bool> shutdown{false};
-    std::atomic<std::uint64_t> next_id{1};
     microthread* main = nullptr;
 
     /// Make worker i's backend and scheduler (on the thread that will run it).
@@ -93,11 +89,19 @@ struct worker_group {
     void wake_all() {
         for (auto& w : workers) w->backend().wake();
     }
+    /// True when every microthread of the runtime has finished. Only meaningful
+    /// once `shutdown` is set (main is alive until then). Never true while one
+    /// is alive: finishes are read before spawns, and a counted finish was
+    /// preceded by its own spawn (see scheduler.cpp). Callers that saw false must
+    /// check again after the parker's fence, so the last finish is not missed.
+    bool quiescent() const noexcept;
 };
 
 /// Frames allocated on one thread and freed on another leave the per-thread
 /// counts of live frames unbalanced; a worker thread folds its count into a
 /// global one when it ends, and live_frames() adds that in.
 void fold_frame_count() noexcept;
+/// The same for microthreads (lowlevel::live_microthreads()).
+void fold_microthread_count() noexcept;
 
 }  // namespace uthreads::detail

@@ -91,6 +91,7 @@ struct microthread {
     std::uint64_t id = 0;
     std::uint32_t refs = 0;
     std::size_t ready_pos = 0;          // slot in the ready queue while queued
+    std::uint32_t xflags = 0;           // several workers: xf_* bits, set by atomic OR
     bool started = false;               // has run at least once
     bool done = false;
     bool detached = false;
@@ -101,16 +102,19 @@ struct microthread {
     static void operator delete(void* p, std::size_t n) noexcept { frame_free(p, n); }
 };
 
-/// With several workers, the lock that orders everything other workers do to a
-/// microthread: its start (`started`, `sched`), its end (`done`, `joiner`,
-/// `listener`) and cancellation requests that arrive before it started. Striped
-/// over 64 locks by address; only taken when the runtime has several workers.
-struct alignas(64) padded_spinlock {
-    spinlock l;
-};
-inline padded_spinlock microthread_locks[64];
-inline spinlock& lock_of(const microthread* m) noexcept {
-    return microthread_locks[(reinterpret_cast<std::uintptr_t>(m) >> 7) % 64].l;
+/// With several workers, what other workers do to a microthread's record is
+/// ordered by atomic operations on the record itself (std::atomic_ref on these
+/// plain fields, only on that path; see src/core/scheduler.cpp):
+/// - `xflags`: `xf_started` when a worker takes it to run (`sched` is final from
+///   then on), `xf_cancel` when cancelled before that; whoever sets the second
+///   bit applies the cancellation;
+/// - `done` (release store) and `joiner`, which the finishing worker exchanges
+///   for `finished_mark()`: a joiner that installed itself first is woken, one
+///   that finds the mark does not wait.
+inline constexpr std::uint32_t xf_started = 1;
+inline constexpr std::uint32_t xf_cancel = 2;
+inline microthread* finished_mark() noexcept {
+    return reinterpret_cast<microthread*>(std::uintptr_t{1});
 }
 
 /// True if cancellation is pending for `m` as seen from its innermost scope.
@@ -331,6 +335,9 @@ private:
     std::size_t index_ = 0;
     struct fresh_deque;
     fresh_deque* fresh_ = nullptr;
+    // Microthreads created on and finished on this worker; each written only by
+    // this worker, summed by worker_group::quiescent() once main has finished.
+    std::atomic<std::uint64_t> spawned_{0}, finished_{0};
 };
 
 inline thread_local scheduler* tls_scheduler UTHREADS_TLS_FAST = nullptr;

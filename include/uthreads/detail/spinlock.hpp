@@ -9,9 +9,13 @@
 /// the OS thread; after a short spin the waiter yields its time slice in case the
 /// holder was preempted (workers may outnumber cores).
 ///
-/// `sync_guard` locks only on a worker of a multi-threaded runtime
-/// (`tls_multi`): a one-worker runtime pays one thread-local load and a branch,
-/// no atomic read-modify-write, which keeps `threads = 1` as fast as before.
+/// The hot operations of the primitives (channel, semaphore, wait_queue, event)
+/// are written once as a template on `Multi` and dispatched by `by_workers`: a
+/// one-worker runtime runs the `Multi = false` instantiation inline, with no lock
+/// and no extra branch inside; a worker of a multi-threaded runtime calls the
+/// `Multi = true` one out of line. So `threads = 1` pays one thread-local load
+/// and a predictable branch per operation, and keeps its code layout. Cold
+/// paths use `sync_guard`, which tests `tls_multi` itself.
 #pragma once
 
 #include <atomic>
@@ -45,6 +49,44 @@ public:
 private:
     std::atomic<bool> flag_{false};
 };
+
+/// Holds a spinlock for its scope when `Locked`; otherwise an empty object.
+template <bool Locked>
+class guard_if {
+public:
+    explicit guard_if(spinlock&) noexcept {}
+};
+template <>
+class guard_if<true> {
+public:
+    explicit guard_if(spinlock& l) noexcept : l_(l) { l_.lock(); }
+    ~guard_if() { l_.unlock(); }
+    guard_if(const guard_if&) = delete;
+    guard_if& operator=(const guard_if&) = delete;
+
+private:
+    spinlock& l_;
+};
+
+/// For the template lambdas given to `by_workers`: the one-worker instantiation
+/// must inline into the operation, as the code it replaced did.
+#define UTHREADS_ALWAYS_INLINE __attribute__((always_inline))
+
+/// The out-of-line half of `by_workers`.
+template <class F>
+[[gnu::noinline]] decltype(auto) call_multi(F& f) {
+    return f.template operator()<true>();
+}
+
+/// Runs `f.template operator()<Multi>()` with `Multi` true on the worker of a
+/// multi-threaded runtime (out of line) and false otherwise (inline). `f` is a
+/// template lambda: `by_workers([&]<bool Multi>() { ... })`.
+template <class F>
+UTHREADS_ALWAYS_INLINE inline decltype(auto) by_workers(F&& f) {
+    if (tls_multi) [[unlikely]]
+        return call_multi(f);
+    return f.template operator()<false>();
+}
 
 /// Holds `l` for its scope when the calling thread is a worker of a
 /// multi-threaded runtime; otherwise does nothing.

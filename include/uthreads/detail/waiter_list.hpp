@@ -2,7 +2,7 @@
 /// Intrusive FIFO of parked microthreads, the building block of every primitive.
 ///
 /// With several workers, every list belongs to a primitive whose operations run
-/// under that primitive's spinlock (`sync_guard`); `queued_waiter::lock` points
+/// under that primitive's spinlock (`guard_if<true>`, see by_workers); `queued_waiter::lock` points
 /// at it so that cancellation, which runs on the waiter's own worker, can take
 /// it too. The waker pops a waiter and hands its microthread to the waiter's
 /// worker (`wake` → `unpark`) while holding the lock; from then on the waiter may
@@ -68,14 +68,12 @@ private:
     queued_waiter* tail_ = nullptr;
 };
 
-/// Park the current microthread at the back of `list`. `Owner` is the awaiter type
-/// (derived from queued_waiter) and `list_of(owner)` finds its list again on
-/// cancellation. Returns false (with `cancelled` set) if cancellation is pending.
-/// With several workers the caller holds `lock`, the primitive's lock.
+/// Cancellation of a queued wait on a multi-threaded runtime: runs on the
+/// waiter's own worker, under the primitive's lock.
 template <class Owner, waiter_list& (*ListOf)(Owner*)>
 bool try_cancel_queued(wait_node* w) {
     auto* self = static_cast<Owner*>(w);
-    sync_guard g(*self->lock);
+    guard_if<true> g(*self->lock);
     waiter_list& l = ListOf(self);
     // Not linked: a waker took it off the list and its wake-up is on the way
     // (only possible with several workers).
@@ -84,7 +82,32 @@ bool try_cancel_queued(wait_node* w) {
     return true;
 }
 
-template <class Owner, waiter_list& (*ListOf)(Owner*)>
+/// Steps 1–3 of the suspension rule (core.hpp) for a queued waiter. `Multi`: the
+/// caller holds `lock`, the primitive's lock, which cancellation takes too.
+template <class Owner, waiter_list& (*ListOf)(Owner*), bool Multi>
+void link_waiter(Owner* op, microthread* m, waiter_list& list, std::coroutine_handle<> h,
+                 spinlock& lock) noexcept {
+    m->resume = h;
+    m->wait = op;
+    op->m = m;
+    if constexpr (Multi) {
+        op->lock = &lock;
+        op->try_cancel = &try_cancel_queued<Owner, ListOf>;
+    } else {
+        op->try_cancel = [](wait_node* w) {
+            auto* self = static_cast<Owner*>(w);
+            ListOf(self).remove(self);
+            return true;
+        };
+    }
+    list.push_back(op);
+}
+
+/// Park the current microthread at the back of `list`. `Owner` is the awaiter type
+/// (derived from queued_waiter) and `list_of(owner)` finds its list again on
+/// cancellation. Returns false (with `cancelled` set) if cancellation is pending.
+/// `Multi`: see link_waiter.
+template <class Owner, waiter_list& (*ListOf)(Owner*), bool Multi>
 bool park_in(Owner* op, waiter_list& list, std::coroutine_handle<> h, spinlock& lock) {
     scheduler& s = *tls_scheduler;
     microthread* m = s.current_;
@@ -92,32 +115,29 @@ bool park_in(Owner* op, waiter_list& list, std::coroutine_handle<> h, spinlock& 
         op->cancelled = true;
         return false;
     }
-    m->resume = h;
-    m->wait = op;
-    op->m = m;
     op->s = &s;
-    op->lock = &lock;
-    op->try_cancel = &try_cancel_queued<Owner, ListOf>;
-    list.push_back(op);
+    link_waiter<Owner, ListOf, Multi>(op, m, list, h, lock);
     return true;
 }
 
 /// Like park_in, for an awaiter whose await_ready has just checked cancellation
 /// and set `op->s` (nothing can have run in between): skips the re-check.
-template <class Owner, waiter_list& (*ListOf)(Owner*)>
+template <class Owner, waiter_list& (*ListOf)(Owner*), bool Multi>
 void park_in_checked(Owner* op, waiter_list& list, std::coroutine_handle<> h,
                      spinlock& lock) noexcept {
-    microthread* m = op->s->current_;
-    m->resume = h;
-    m->wait = op;
-    op->m = m;
-    op->lock = &lock;
-    op->try_cancel = &try_cancel_queued<Owner, ListOf>;
-    list.push_back(op);
+    link_waiter<Owner, ListOf, Multi>(op, op->s->current_, list, h, lock);
 }
 
-/// Wake a waiter taken off a list (with several workers: under the primitive's
-/// lock, and `w` must not be touched afterwards).
-inline void wake(queued_waiter* w) { unpark(*w->s, w->m); }
+/// Wake a waiter taken off a list. `Multi`: under the primitive's lock, and `w`
+/// must not be touched afterwards (its worker may resume it at once).
+template <bool Multi>
+inline void wake(queued_waiter* w) {
+    if constexpr (Multi) {
+        unpark(*w->s, w->m);
+    } else {
+        w->m->wait = nullptr;
+        w->s->schedule(w->m);
+    }
+}
 
 }  // namespace uthreads::detail
