@@ -26,6 +26,19 @@
 namespace uthreads::detail {
 
 namespace {
+// How long an idle worker looks for work before it sleeps (spin_for_work).
+constexpr std::chrono::microseconds spin_time{50};
+// Returned by spin_for_work when the worker's own remote queue has items.
+microthread* const spun_remote = finished_mark();
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+}
+
 thread_local long long tls_live_microthreads = 0;
 // Microthreads of multi-threaded runtimes are created on one thread and may be
 // released on another, so per-thread counts do not balance: a worker thread
@@ -107,19 +120,19 @@ void scheduler::unlink(backend_registration* r) noexcept {
 
 blocking_pool& scheduler_blocking_pool(scheduler& s) { return s.remote_->pool; }
 
-void scheduler::schedule_remote(microthread* m) {
+void scheduler::push_remote(microthread* m, void (*fn)(void*), void* arg) {
     std::lock_guard lk(remote_->mu);
-    remote_->items.push_back({m, nullptr, nullptr});
+    remote_->items.push_back({m, fn, arg});
     remote_->pending.store(true, std::memory_order_relaxed);
-    backend_.wake();
+    // A worker of a multi-threaded runtime that is running re-checks `pending`
+    // before it sleeps: wake its backend (a system call) only if it sleeps or
+    // is about to (parker::notify). One thread on its own loop: always.
+    if (!multi_ || group_->park.notify(index_)) backend_.wake();
 }
 
-void scheduler::post(void (*fn)(void*), void* arg) {
-    std::lock_guard lk(remote_->mu);
-    remote_->items.push_back({nullptr, fn, arg});
-    remote_->pending.store(true, std::memory_order_relaxed);
-    backend_.wake();
-}
+void scheduler::schedule_remote(microthread* m) { push_remote(m, nullptr, nullptr); }
+
+void scheduler::post(void (*fn)(void*), void* arg) { push_remote(nullptr, fn, arg); }
 
 void scheduler::unpark_multi(microthread* m) {
     if (this == tls_scheduler) {
@@ -611,6 +624,54 @@ microthread* scheduler::take_fresh() noexcept {
     return m;
 }
 
+microthread* scheduler::steal_fresh() noexcept {
+    worker_group& g = *group_;
+    const std::size_t n = g.workers.size();
+    rng_ ^= rng_ << 13;
+    rng_ ^= rng_ >> 7;
+    rng_ ^= rng_ << 17;
+    for (int round = 0; round < 2; ++round) {
+        bool contended = false;
+        for (std::size_t k = 0; k < n; ++k) {
+            scheduler* v = g.workers[(rng_ + k) % n].get();
+            if (v == this) continue;
+            steal_result<microthread*> r = v->fresh_->q.steal();
+            if (r.status == steal_status::success) return r.item;
+            if (r.status == steal_status::abort) contended = true;
+        }
+        if (!contended) break;
+    }
+    return nullptr;
+}
+
+microthread* scheduler::spin_for_work() noexcept {
+    // Sleeping costs a system call on each side (the sleep, and the producer's
+    // wake()) and microseconds of latency; work often turns up within that time
+    // (the other end of a ping-pong, the next fork). So look around for a while
+    // first: a stolen microthread, or `spun_remote` when our remote queue has
+    // items. No more workers spin at once than there are cores, so spinning
+    // never takes a core from a worker that has work.
+    worker_group& g = *group_;
+    std::size_t spinning = g.spinners.load(std::memory_order_relaxed);
+    do {
+        if (spinning >= g.max_spinners) return nullptr;
+    } while (!g.spinners.compare_exchange_weak(spinning, spinning + 1, std::memory_order_relaxed));
+    microthread* found = nullptr;
+    const auto until = std::chrono::steady_clock::now() + spin_time;
+    for (unsigned i = 1;; ++i) {
+        if (remote_->pending.load(std::memory_order_relaxed)) {
+            found = spun_remote;
+            break;
+        }
+        if ((found = steal_fresh())) break;
+        if (g.shutdown.load(std::memory_order_relaxed)) break;
+        if (i % 16 == 0 && std::chrono::steady_clock::now() > until) break;
+        for (int k = 0; k < 8; ++k) cpu_relax();
+    }
+    g.spinners.fetch_sub(1, std::memory_order_relaxed);
+    return found;
+}
+
 bool scheduler::has_work_multi() noexcept {
     worker_group& g = *group_;
     if (!ready_.empty() || remote_->pending.load(std::memory_order_relaxed)) return true;
@@ -623,7 +684,6 @@ bool scheduler::has_work_multi() noexcept {
 
 void scheduler::run_worker() {
     worker_group& g = *group_;
-    const std::size_t n = g.workers.size();
     for (;;) {
         // A batch, alternating between never-run microthreads (LIFO: the newest
         // spawn first, depth-first like a call) and the FIFO of woken ones, so
@@ -654,25 +714,11 @@ void scheduler::run_worker() {
             poll(false);
             continue;
         }
-        // Steal a never-run microthread from another worker.
-        microthread* stolen = nullptr;
-        rng_ ^= rng_ << 13;
-        rng_ ^= rng_ >> 7;
-        rng_ ^= rng_ << 17;
-        for (int round = 0; round < 2 && !stolen; ++round) {
-            bool contended = false;
-            for (std::size_t k = 0; k < n && !stolen; ++k) {
-                scheduler* v = g.workers[(rng_ + k) % n].get();
-                if (v == this) continue;
-                steal_result<microthread*> r = v->fresh_->q.steal();
-                if (r.status == steal_status::success) stolen = r.item;
-                else if (r.status == steal_status::abort) contended = true;
+        if (microthread* stolen = steal_fresh(); stolen || (stolen = spin_for_work())) {
+            if (stolen != spun_remote) {
+                start_stolen(stolen);
+                ready_.push(stolen);
             }
-            if (!contended) break;
-        }
-        if (stolen) {
-            start_stolen(stolen);
-            ready_.push(stolen);
             poll(false);
             continue;
         }

@@ -7,6 +7,7 @@
 #include <uthreads/lowlevel/backend.hpp>
 #include <uthreads/to_thread.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <latch>
 #include <memory>
@@ -71,6 +72,10 @@ struct worker_group {
     std::atomic<bool> failed{false};
     std::mutex error_mu;
     std::exception_ptr error;  // a worker could not make its backend
+    /// Workers in spin_for_work, and how many may be: one per core.
+    std::atomic<std::size_t> spinners{0};
+    const std::size_t max_spinners =
+        std::max<std::size_t>(1, std::min<std::size_t>(workers.size(), std::thread::hardware_concurrency()));
     /// Set when main finished: each worker then cancels the microthreads it runs.
     std::atomic<bool> shutdown{false};
     microthread* main = nullptr;
@@ -82,7 +87,12 @@ struct worker_group {
     void run(std::coroutine_handle<> frame, promise_base* root);
     void worker_life(std::size_t i);
     /// After queuing a never-run microthread: wake one parked worker, if any.
+    /// Not while a worker spins (spin_for_work): it steals the microthread, or
+    /// sees it in the re-check it makes before it parks. (If it misses it in a
+    /// race, the only cost is parallelism: every deque's owner drains it before
+    /// it sleeps.)
     void notify() {
+        if (spinners.load(std::memory_order_relaxed) != 0) return;
         std::size_t w = park.notify_one();
         if (w != parker<>::none) workers[w]->backend().wake();
     }

@@ -302,6 +302,7 @@ private:
     void run_ready_batch();
     void fire_timers(clock::time_point t);
     void drain_remote();
+    void push_remote(microthread* m, void (*fn)(void*), void* arg);
     void poll(bool may_block);
     void sift_up(std::size_t i) noexcept;
     void sift_down(std::size_t i) noexcept;
@@ -312,6 +313,8 @@ private:
     std::coroutine_handle<> finish_multi(microthread* m) noexcept;
     void start_stolen(microthread* m) noexcept;
     microthread* take_fresh() noexcept;
+    microthread* steal_fresh() noexcept;
+    microthread* spin_for_work() noexcept;
     bool has_work_multi() noexcept;
 
     ready_queue ready_;

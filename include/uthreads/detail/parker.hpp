@@ -140,6 +140,23 @@ public:
     // Producer side (any thread)
     // -------------------------------------------------------------------------
 
+    /// Call after making an item visible in a queue that only worker `w` looks at
+    /// (its remote queue). Returns true if `w` was sleeping or about to, and is
+    /// now claimed: the caller must then call w's backend wake(). False means `w`
+    /// is running and will re-check that queue before it sleeps (the same fence
+    /// pairing as notify_one, for one worker).
+    bool notify(std::size_t w) noexcept {
+        Atomics::fence(std::memory_order_seq_cst);
+        state expected = state::parked;
+        if (states_[w].s.load(std::memory_order_relaxed) != state::parked ||
+            !states_[w].s.compare_exchange_strong(expected, state::notified,
+                                                  std::memory_order_acq_rel,
+                                                  std::memory_order_relaxed))
+            return false;
+        idle_.fetch_sub(1, std::memory_order_relaxed);
+        return true;
+    }
+
     /// Call after making an item visible in a queue that workers search. Claims one
     /// sleeping worker and returns its index (the caller must then call that
     /// worker's backend wake()), or returns `none` if no worker needs waking
