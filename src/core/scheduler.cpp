@@ -59,9 +59,11 @@ struct remote_item {
 struct scheduler::remote_queue {
     std::mutex mu;
     std::vector<remote_item> items;  // guarded by mu
+    std::vector<remote_item> spare;  // the owner's: drained items' storage, reused
     // invariant: true whenever items is non-empty. Written under mu; read without
     // it (relaxed is enough: a stale false is corrected by the backend wake-up that
-    // schedule_remote always issues after setting it).
+    // push_remote issues after setting it when the owner may sleep; a worker of a
+    // multi-threaded runtime re-reads it after the parker's fence).
     std::atomic<bool> pending{false};
     blocking_pool pool;
 };
@@ -147,7 +149,9 @@ void scheduler::unpark_multi(microthread* m) {
 
 void scheduler::drain_remote() {
     if (!remote_->pending.load(std::memory_order_relaxed)) return;
-    std::vector<remote_item> items;
+    // Swap in the spare vector, so a busy queue does not allocate per drain.
+    std::vector<remote_item> items = std::move(remote_->spare);
+    items.clear();
     {
         std::lock_guard lk(remote_->mu);
         items.swap(remote_->items);
@@ -162,6 +166,8 @@ void scheduler::drain_remote() {
             schedule(it.m);
         }
     }
+    items.clear();
+    remote_->spare = std::move(items);
 }
 
 microthread* scheduler::create(std::coroutine_handle<> frame, promise_base* root, std::string name) {
@@ -557,6 +563,9 @@ std::coroutine_handle<> join_suspend_multi(join_operation* op, std::coroutine_ha
             return std::atomic_ref<microthread*>(o->target->joiner)
                 .compare_exchange_strong(me, nullptr, std::memory_order_acq_rel);
         };
+        // Spawn-then-join: run the target here and now if it is still the
+        // newest entry of this worker's deque (as start_inline does on one worker).
+        if (s.start_inline_multi(op->target)) return op->target->resume;
         return std::noop_coroutine();
     }
     // It finished since await_ready: continue at once.
@@ -616,6 +625,19 @@ void scheduler::start_stolen(microthread* m) noexcept {
         m->root_scope.cancelled = true;
         m->cancel_hint = true;
     }
+}
+
+bool scheduler::start_inline_multi(microthread* m) noexcept {
+    if (fresh_->q.peek_bottom() != m || --budget_ <= 0) return false;
+    // Still ours unless a thief took it as the last item (pop then says so).
+    microthread* top = fresh_->q.pop();
+    if (top != m) {
+        if (top) fresh_->q.push(top);  // not reached: pop returns the peeked item or null
+        return false;
+    }
+    start_stolen(m);
+    current_ = m;
+    return true;
 }
 
 microthread* scheduler::take_fresh() noexcept {

@@ -197,9 +197,11 @@ TEST(ParkerModelTest, CheckerFindsLostWakeUp) {
 // store buffer), e.g. a release store into a slot, and one worker
 // ---------------------------------------------------------------------------
 
-mc::result run_mailbox(bool notify_fence, mc::options opts) {
+enum class notify_kind { any_worker, any_worker_without_fence, this_worker };
+
+mc::result run_mailbox(notify_kind kind, mc::options opts) {
     return mc::explore(
-        [notify_fence](mc::program& p) {
+        [kind](mc::program& p) {
             struct state {
                 model_parker parker{1};
                 mc::atomics::atomic<int> mailbox{0};
@@ -207,12 +209,23 @@ mc::result run_mailbox(bool notify_fence, mc::options opts) {
                 int consumed = 0;
             };
             auto st = std::make_shared<state>();
-            p.thread([st, notify_fence] {
+            p.thread([st, kind] {
                 st->mailbox.store(1, std::memory_order_release);
-                const std::size_t w =
-                    notify_fence ? st->parker.notify_one()
-                                 : detail::parker_test_access::notify_one_without_fence(st->parker);
-                if (w != model_parker::none) st->wake_pending.store(true);
+                bool claimed = false;
+                switch (kind) {
+                case notify_kind::any_worker:
+                    claimed = st->parker.notify_one() != model_parker::none;
+                    break;
+                case notify_kind::any_worker_without_fence:
+                    claimed = detail::parker_test_access::notify_one_without_fence(st->parker) !=
+                              model_parker::none;
+                    break;
+                case notify_kind::this_worker:
+                    // A remote queue that only worker 0 reads (scheduler::push_remote).
+                    claimed = st->parker.notify(0);
+                    break;
+                }
+                if (claimed) st->wake_pending.store(true);
             });
             p.thread([st] {
                 for (;;) {
@@ -239,11 +252,25 @@ mc::result run_mailbox(bool notify_fence, mc::options opts) {
 
 TEST(ParkerModelTest, ReleaseStorePublisherTso) {
     constexpr int bound = 3;
-    auto sc = run_mailbox(true, {.preemption_bound = bound});
+    auto sc = run_mailbox(notify_kind::any_worker, {.preemption_bound = bound});
     mc::report("release-store publisher, 1 worker", sc);
     EXPECT_TRUE(mc::passed(sc));
-    auto tso = run_mailbox(true, {.preemption_bound = bound, .model = mc::memory_model::tso});
+    auto tso = run_mailbox(notify_kind::any_worker,
+                           {.preemption_bound = bound, .model = mc::memory_model::tso});
     mc::report("release-store publisher, 1 worker", tso);
+    EXPECT_TRUE(mc::passed(tso));
+}
+
+TEST(ParkerModelTest, NotifyOfOneWorkerLosesNoWakeUp) {
+    // parker::notify(w): the remote-queue wake-up, which skips the backend wake()
+    // when the target is running.
+    constexpr int bound = 3;
+    auto sc = run_mailbox(notify_kind::this_worker, {.preemption_bound = bound});
+    mc::report("notify(w), 1 worker", sc);
+    EXPECT_TRUE(mc::passed(sc));
+    auto tso = run_mailbox(notify_kind::this_worker,
+                           {.preemption_bound = bound, .model = mc::memory_model::tso});
+    mc::report("notify(w), 1 worker", tso);
     EXPECT_TRUE(mc::passed(tso));
 }
 
@@ -252,10 +279,11 @@ TEST(ParkerModelTest, CheckerFindsMissingNotifyFenceOnlyUnderTso) {
     // mailbox is still buffered; the worker announces, re-checks an empty
     // mailbox, and sleeps. Invisible under SC, a lost wake-up under TSO.
     constexpr int bound = 3;
-    auto sc = run_mailbox(false, {.preemption_bound = bound});
+    auto sc = run_mailbox(notify_kind::any_worker_without_fence, {.preemption_bound = bound});
     mc::report("notify without fence", sc);
     EXPECT_TRUE(mc::passed(sc));
-    auto tso = run_mailbox(false, {.preemption_bound = bound, .model = mc::memory_model::tso});
+    auto tso = run_mailbox(notify_kind::any_worker_without_fence,
+                           {.preemption_bound = bound, .model = mc::memory_model::tso});
     mc::report("notify without fence", tso);
     ASSERT_TRUE(tso.failed) << "the checker missed the missing fence under TSO";
     EXPECT_NE(tso.failure.find("lost wake-up"), std::string::npos) << tso.failure;

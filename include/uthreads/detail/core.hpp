@@ -224,6 +224,10 @@ public:
         return true;
     }
 
+    /// start_inline for a worker of a multi-threaded runtime: only if `m` is the
+    /// newest entry of this worker's deque and this worker wins it from thieves.
+    bool start_inline_multi(microthread* m) noexcept;
+
     /// Make `m` runnable from any thread (or a host callback on another thread).
     void schedule_remote(microthread* m);
 

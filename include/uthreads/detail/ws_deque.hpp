@@ -105,6 +105,14 @@ public:
         bottom_.store(b + 1, std::memory_order_release);
     }
 
+    /// Owner only. The most recently pushed item if the deque looks non-empty,
+    /// else nullptr: a hint (a thief may have taken it already); pop() decides.
+    Ptr peek_bottom() const noexcept {
+        const std::int64_t b = bottom_.load(std::memory_order_relaxed);
+        if (b <= top_.load(std::memory_order_relaxed)) return nullptr;
+        return buffer_.load(std::memory_order_relaxed)->slot(b - 1).load(std::memory_order_relaxed);
+    }
+
     /// Owner only. Takes the most recently pushed item, or returns nullptr when the
     /// deque is empty or a thief won the race for the last item.
     Ptr pop() noexcept {
