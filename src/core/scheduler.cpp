@@ -671,12 +671,15 @@ microthread* scheduler::spin_for_work() noexcept {
     // wake()) and microseconds of latency; work often turns up within that time
     // (the other end of a ping-pong, the next fork). So look around for a while
     // first: a stolen microthread, or `spun_remote` when our remote queue has
-    // items. No more workers spin at once than there are cores, so spinning
-    // never takes a core from a worker that has work.
+    // items. Only while there is a core for it: the workers that are not
+    // parked (busy ones, spinners and this one) must not outnumber the cores,
+    // so spinning never takes a core from a worker that has work (with more
+    // workers than cores, idle ones park at once).
     worker_group& g = *group_;
+    if (g.workers.size() - g.park.idle_estimate() > g.cores) return nullptr;
     std::size_t spinning = g.spinners.load(std::memory_order_relaxed);
     do {
-        if (spinning >= g.max_spinners) return nullptr;
+        if (spinning >= g.cores) return nullptr;
     } while (!g.spinners.compare_exchange_weak(spinning, spinning + 1, std::memory_order_relaxed));
     microthread* found = nullptr;
     const auto until = std::chrono::steady_clock::now() + spin_time;

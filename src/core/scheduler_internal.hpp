@@ -72,10 +72,9 @@ struct worker_group {
     std::atomic<bool> failed{false};
     std::mutex error_mu;
     std::exception_ptr error;  // a worker could not make its backend
-    /// Workers in spin_for_work, and how many may be: one per core.
+    /// Workers in spin_for_work, and the cores they may use (spin_for_work).
     std::atomic<std::size_t> spinners{0};
-    const std::size_t max_spinners =
-        std::max<std::size_t>(1, std::min<std::size_t>(workers.size(), std::thread::hardware_concurrency()));
+    const std::size_t cores = std::max(1u, std::thread::hardware_concurrency());
     /// Set when main finished: each worker then cancels the microthreads it runs.
     std::atomic<bool> shutdown{false};
     microthread* main = nullptr;
