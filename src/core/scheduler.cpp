@@ -170,7 +170,8 @@ void scheduler::drain_remote() {
     remote_->spare = std::move(items);
 }
 
-microthread* scheduler::create(std::coroutine_handle<> frame, promise_base* root, std::string name) {
+UTHREADS_ALWAYS_INLINE microthread* scheduler::create(std::coroutine_handle<> frame, promise_base* root,
+                                                 std::string&& name) {
     auto* m = new microthread;
     m->sched = this;
     m->frame = frame;
@@ -191,25 +192,36 @@ microthread* scheduler::create(std::coroutine_handle<> frame, promise_base* root
     return m;
 }
 
-void scheduler::publish(microthread* m) {
+microthread* scheduler::spawn(std::coroutine_handle<> frame, promise_base* root,
+                              std::string name) {
+    microthread* m = create(frame, root, std::move(name));
+    publish(m);
+    return m;
+}
+
+UTHREADS_ALWAYS_INLINE void scheduler::publish(microthread* m) {
     if (multi_) [[unlikely]] {
-        scheduler* here = tls_scheduler;
-        if (here && here->group_ == group_) {
-            // invariant: only the owning worker pushes to its deque.
-            here->fresh_->q.push(m);
-            group_->notify();
-        } else {
-            // Not on a worker of this runtime: let worker `this` queue it.
-            post([](void* p) {
-                auto* m = static_cast<microthread*>(p);
-                scheduler* w = tls_scheduler;
-                w->fresh_->q.push(m);
-                w->group_->notify();
-            }, m);
-        }
+        publish_multi(m);
         return;
     }
     schedule(m);
+}
+
+void scheduler::publish_multi(microthread* m) {
+    scheduler* here = tls_scheduler;
+    if (here && here->group_ == group_) {
+        // invariant: only the owning worker pushes to its deque.
+        here->fresh_->q.push(m);
+        group_->notify();
+    } else {
+        // Not on a worker of this runtime: let worker `this` queue it.
+        post([](void* p) {
+            auto* m = static_cast<microthread*>(p);
+            scheduler* w = tls_scheduler;
+            w->fresh_->q.push(m);
+            w->group_->notify();
+        }, m);
+    }
 }
 
 void scheduler::cancel(microthread* m) {

@@ -90,8 +90,8 @@ struct microthread {
     std::size_t index_in_owner = 0;     // position in the owning nursery's list
     std::uint64_t id = 0;
     std::uint32_t refs = 0;
-    std::size_t ready_pos = 0;          // slot in the ready queue while queued
     std::uint32_t xflags = 0;           // several workers: xf_* bits, set by atomic OR
+    std::size_t ready_pos = 0;          // slot in the ready queue while queued
     bool started = false;               // has run at least once
     bool done = false;
     bool detached = false;
@@ -246,15 +246,11 @@ public:
     void run_worker();
 
     /// Create a microthread for a root frame and make it runnable.
-    microthread* spawn(std::coroutine_handle<> frame, promise_base* root, std::string name) {
-        microthread* m = create(frame, root, std::move(name));
-        publish(m);
-        return m;
-    }
+    microthread* spawn(std::coroutine_handle<> frame, promise_base* root, std::string name);
     /// The two halves of spawn: `create` makes the record (not runnable yet, so
     /// the caller may still set `listener` and friends without racing other
     /// workers); `publish` makes it runnable, on the calling worker.
-    microthread* create(std::coroutine_handle<> frame, promise_base* root, std::string name);
+    microthread* create(std::coroutine_handle<> frame, promise_base* root, std::string&& name);
     void publish(microthread* m);
 
     /// Ask `m` to stop; delivered at its current or next suspension point.
@@ -317,6 +313,7 @@ private:
     std::coroutine_handle<> finish_multi(microthread* m) noexcept;
     void start_stolen(microthread* m) noexcept;
     microthread* take_fresh() noexcept;
+    void publish_multi(microthread* m);
     microthread* steal_fresh() noexcept;
     microthread* spin_for_work() noexcept;
     bool has_work_multi() noexcept;
