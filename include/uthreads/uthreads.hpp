@@ -24,6 +24,7 @@
 #include <uthreads/process.hpp>
 #include <uthreads/promise.hpp>
 #include <uthreads/runtime.hpp>
+#include <uthreads/runtime_handle.hpp>
 #include <uthreads/semaphore.hpp>
 #include <uthreads/signal.hpp>
 #include <uthreads/spawn.hpp>

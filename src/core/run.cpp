@@ -58,7 +58,15 @@ void run_root(std::coroutine_handle<> frame, promise_base* root, const options& 
     scheduler s(*b, opts.seed, b->shuffles_ready_queue());
     tls_scheduler_guard guard(&s);
     microthread* m = s.spawn(frame, root, "main");
+    s.link_ = std::make_shared<runtime_link>(1);
+    s.link_->workers[0] = &s;
+    // Also if the loop throws: a handle kept by another thread must not reach s.
+    struct closer {
+        runtime_link& l;
+        ~closer() { l.close(); }
+    } close_on_exit{*s.link_};
     s.run_until_done(m);
+    s.close_link_and_drain();
     // run() owns main's frame (it takes the value from it) and rethrows its
     // exception itself.
     m->frame = {};

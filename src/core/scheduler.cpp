@@ -134,6 +134,15 @@ void scheduler::push_remote(microthread* m, void (*fn)(void*), void* arg) {
 
 void scheduler::schedule_remote(microthread* m) { push_remote(m, nullptr, nullptr); }
 
+bool scheduler::ending() const noexcept {
+    return multi_ ? group_->shutdown.load(std::memory_order_acquire) : shutting_down_;
+}
+
+void scheduler::close_link_and_drain() {
+    link_->close();
+    drain_remote();
+}
+
 void scheduler::post(void (*fn)(void*), void* arg) { push_remote(nullptr, fn, arg); }
 
 void scheduler::unpark_multi(microthread* m) {
@@ -778,6 +787,8 @@ void worker_group::make_worker(std::size_t i) {
     s->group_ = this;
     s->index_ = i;
     s->fresh_ = new scheduler::fresh_deque;
+    s->link_ = link;
+    link->workers[i] = s.get();
     workers[i] = std::move(s);
 }
 
@@ -800,6 +811,9 @@ void worker_group::worker_life(std::size_t i) {
         tls_multi = true;
         workers[i]->run_worker();
     }
+    // Before any worker drains its remote queue for the last time: later
+    // runtime_handle spawns throw, and queued ones fail (ending() is true).
+    link->close();
     // Nobody steals from this worker's deque or wakes its backend once every
     // worker has left its loop.
     finished.arrive_and_wait();

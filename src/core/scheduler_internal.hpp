@@ -48,6 +48,19 @@ private:
     bool stop_ = false;                // guarded by mu_
 };
 
+/// What a runtime_handle holds: the runtime's workers, while it runs.
+struct runtime_link {
+    explicit runtime_link(std::size_t workers) : workers(workers) {}
+    mutable std::mutex mu;
+    bool open = true;                 // guarded by mu
+    std::size_t next = 0;             // round robin; guarded by mu
+    std::vector<scheduler*> workers;  // set before any microthread runs
+    void close() noexcept {
+        std::lock_guard lk(mu);
+        open = false;
+    }
+};
+
 /// A multi-threaded runtime (options.threads > 1): N workers, each a scheduler
 /// on its own backend, run by its own OS thread (worker 0 on run()'s caller).
 /// See docs/threads.md for the rules; in short:
@@ -60,9 +73,13 @@ private:
 struct worker_group {
     worker_group(std::size_t n, std::string backend, std::uint64_t seed_)
         : backends(n), workers(n), park(n), backend_name(std::move(backend)), seed(seed_),
-          ready(static_cast<std::ptrdiff_t>(n)), finished(static_cast<std::ptrdiff_t>(n)) {
+          ready(static_cast<std::ptrdiff_t>(n)), finished(static_cast<std::ptrdiff_t>(n)),
+          link(std::make_shared<runtime_link>(n)) {
         make_worker(0);  // on the caller's thread; throws for an unknown backend
     }
+    ~worker_group() { link->close(); }  // also when a worker failed to start
+    worker_group(const worker_group&) = delete;
+    worker_group& operator=(const worker_group&) = delete;
     std::vector<std::unique_ptr<lowlevel::backend>> backends;
     std::vector<std::unique_ptr<scheduler>> workers;
     parker<> park;
@@ -78,6 +95,7 @@ struct worker_group {
     /// Set when main finished: each worker then cancels the microthreads it runs.
     std::atomic<bool> shutdown{false};
     microthread* main = nullptr;
+    std::shared_ptr<runtime_link> link;
 
     /// Make worker i's backend and scheduler (on the thread that will run it).
     void make_worker(std::size_t i);

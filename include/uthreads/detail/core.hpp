@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -43,6 +44,7 @@ class scheduler;
 struct promise_base;
 class blocking_pool;
 struct worker_group;
+struct runtime_link;
 blocking_pool& scheduler_blocking_pool(scheduler& s);
 
 /// A link in a microthread's chain of cancel scopes, innermost first. The root
@@ -292,6 +294,14 @@ public:
     void link(backend_registration* r) noexcept;
     void unlink(backend_registration* r) noexcept;
     std::size_t registered_fds_ = 0;  // length of the registrations_ list
+    /// What runtime_handle reaches this runtime through (null in guest mode).
+    std::shared_ptr<runtime_link> link_;
+    /// True once the runtime is ending (main finished): a runtime_handle job
+    /// that arrives now fails its future instead of starting.
+    bool ending() const noexcept;
+    /// Single worker, after run_until_done: refuse further runtime_handle
+    /// spawns, then fail the ones already queued.
+    void close_link_and_drain();
     std::size_t inflight_ops_ = 0;    // completion operations submitted, not yet completed
 
 private:
