@@ -179,20 +179,24 @@ TEST_P(BudgetTest, ChannelLoopCannotStarveFutureSetFromThread) {
 TEST_P(BudgetTest, ChannelLoopCannotStarveIo) {
     race r;
     run_on_backend([&]() -> ut::task<> {
-        // Each socket stays with the microthread that made it (with several
-        // workers a descriptor may not move between them, docs/threads.md).
+        // Each socket is made, used and closed by one microthread (with several
+        // workers a descriptor may not move between workers yet, and a spawned
+        // coroutine's parameters are destroyed by whoever frees its frame, which
+        // may be its joiner; docs/threads.md).
         co_await run_race(r, spin_kind::channel, 1, [](race& rr) -> ut::task<> {
-            auto listener = ut::tcp_listener::bind("127.0.0.1", 0);
-            auto port = listener.port();
+            ut::channel<std::uint16_t> port(1);
             auto server = ut::spawn(
-                [](ut::tcp_listener l) -> ut::task<char> {
-                    ut::tcp_stream server_side = co_await l.accept();
+                [](ut::channel<std::uint16_t>& p) -> ut::task<char> {
+                    auto listener = ut::tcp_listener::bind("127.0.0.1", 0);
+                    co_await p.send(listener.port());
+                    ut::tcp_stream server_side = co_await listener.accept();
                     char c = 0;
                     co_await server_side.read_exact(std::span<char>(&c, 1));
                     co_return c;
-                }(std::move(listener)),
+                }(port),
                 "server");
-            ut::tcp_stream client_side = co_await ut::tcp_stream::connect("127.0.0.1", port);
+            ut::tcp_stream client_side =
+                co_await ut::tcp_stream::connect("127.0.0.1", *co_await port.recv());
             co_await client_side.write_all(std::string_view("x"));
             rr.flag = co_await server == 'x';
         }(r));
