@@ -48,6 +48,7 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -260,9 +261,14 @@ private:
         // from another worker goes through the caller's own worker).
         auto await_suspend(std::coroutine_handle<> h) {
             std::lock_guard<std::mutex> g(log->m_);
-            auto r = op.await_suspend(h);
-            log->v_.push_back(v);
-            return r;
+            if constexpr (std::is_void_v<decltype(op.await_suspend(h))>) {
+                op.await_suspend(h);
+                log->v_.push_back(v);
+            } else {
+                auto r = op.await_suspend(h);
+                log->v_.push_back(v);
+                return r;
+            }
         }
         decltype(auto) await_resume() { return op.await_resume(); }
     };
