@@ -72,7 +72,7 @@ TEST_P(BridgeTest, VoidFutureFromStdThread) {
 }
 
 TEST_P(BridgeTest, ManyFuturesFromManyThreads) {
-    long long sum = 0;
+    std::atomic<long long> sum{0};
     std::vector<std::thread> threads;
     run_on_backend([&]() -> ut::task<> {
         std::vector<ut::future<int>> fs;
@@ -87,14 +87,14 @@ TEST_P(BridgeTest, ManyFuturesFromManyThreads) {
         // Await them from several microthreads at once.
         co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
             for (auto& f : fs)
-                n.spawn([](ut::future<int>& fut, long long& s) -> ut::task<> {
+                n.spawn([](ut::future<int>& fut, std::atomic<long long>& s) -> ut::task<> {
                     s += co_await fut;
                 }(f, sum));
             co_return;
         });
     }());
     for (auto& t : threads) t.join();
-    EXPECT_EQ(sum, 16 * 15 / 2);
+    EXPECT_EQ(sum.load(), 16 * 15 / 2);
 }
 
 TEST_P(BridgeTest, WakeUpsFromRacingThreadsAreNeverLost) {
@@ -128,7 +128,8 @@ TEST_P(BridgeTest, WakeUpsFromRacingThreadsAreNeverLost) {
             quiet = now == last ? quiet + 1 : 0;
             last = now;
             if (quiet == 3000) {  // 30 s without a completed round
-                std::fprintf(stderr, "FATAL: no progress after round %d: a wake-up was lost\n", now);
+                std::fprintf(stderr, "FATAL: no progress after round %d: a wake-up was lost\n",
+                             now);
                 std::abort();
             }
         }
@@ -240,16 +241,17 @@ TEST_P(BridgeTest, ToThreadVoidAndMoveOnlyResults) {
 }
 
 TEST_P(BridgeTest, ToThreadDoesNotBlockOtherMicrothreads) {
-    int ticks_during_call = 0;
+    int ticks_during_call = 0;  // the ticker's; read after it was joined
     run_on_backend([&]() -> ut::task<> {
         std::atomic<bool> release{false};
-        bool call_done = false;
-        auto ticker = ut::spawn([](int& t, bool& cd, std::atomic<bool>& rel) -> ut::task<> {
-            while (!cd) {
-                co_await ut::yield_now();
-                if (++t == 100) rel = true;  // let the blocking call finish
-            }
-        }(ticks_during_call, call_done, release));
+        std::atomic<bool> call_done{false};
+        auto ticker =
+            ut::spawn([](int& t, std::atomic<bool>& cd, std::atomic<bool>& rel) -> ut::task<> {
+                while (!cd) {
+                    co_await ut::yield_now();
+                    if (++t == 100) rel = true;  // let the blocking call finish
+                }
+            }(ticks_during_call, call_done, release));
         co_await ut::to_thread([&] {
             auto w0 = wall_now();
             while (!release && wall_now() - w0 < 10s) std::this_thread::sleep_for(100us);
@@ -263,12 +265,12 @@ TEST_P(BridgeTest, ToThreadDoesNotBlockOtherMicrothreads) {
 TEST_P(BridgeTest, ConcurrentToThreadCallsOverlap) {
     // Four calls that each wait for all four to have started: they finish only
     // if the pool runs them at the same time.
-    int finished = 0;
+    std::atomic<int> finished{0};
     run_on_backend([&]() -> ut::task<> {
         std::atomic<int> started{0};
         co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
             for (int i = 0; i < 4; ++i)
-                n.spawn([](std::atomic<int>& st, int& fin) -> ut::task<> {
+                n.spawn([](std::atomic<int>& st, std::atomic<int>& fin) -> ut::task<> {
                     bool all = co_await ut::to_thread([&st] {
                         ++st;
                         auto w0 = wall_now();
@@ -281,7 +283,7 @@ TEST_P(BridgeTest, ConcurrentToThreadCallsOverlap) {
             co_return;
         });
     }());
-    EXPECT_EQ(finished, 4);
+    EXPECT_EQ(finished.load(), 4);
 }
 
 TEST_P(BridgeTest, CancelledCallerGetsToThreadResultFirst) {
@@ -289,24 +291,26 @@ TEST_P(BridgeTest, CancelledCallerGetsToThreadResultFirst) {
     // then is delivered at the next suspension point.
     bool fn_finished = false, result_seen = false, cancelled_after = false;
     run_on_backend([&]() -> ut::task<> {
-        ut::event started;
-        auto h = ut::spawn([](bool& ff, bool& rs, bool& ca, ut::event& st) -> ut::task<> {
-            st.set();
-            int v = co_await ut::to_thread([&ff] {
-                std::this_thread::sleep_for(20ms);
-                ff = true;
-                return 1;
-            });
-            rs = v == 1;
-            try {
-                co_await ut::yield_now();
-            } catch (const ut::cancelled&) {
-                ca = true;
-                throw;
-            }
-        }(fn_finished, result_seen, cancelled_after, started));
-        co_await started.wait();
-        co_await ut::yield_now();
+        std::atomic<bool> in_call{false};
+        auto h =
+            ut::spawn([](bool& ff, bool& rs, bool& ca, std::atomic<bool>& started) -> ut::task<> {
+                int v = co_await ut::to_thread([&ff, &started] {
+                    started = true;
+                    std::this_thread::sleep_for(20ms);
+                    ff = true;
+                    return 1;
+                });
+                rs = v == 1;
+                try {
+                    co_await ut::yield_now();
+                } catch (const ut::cancelled&) {
+                    ca = true;
+                    throw;
+                }
+            }(fn_finished, result_seen, cancelled_after, in_call));
+        // The call is running (with several workers the caller may otherwise
+        // still be on its way to to_thread when cancelled).
+        co_await yield_until([&] { return in_call.load(); }, "fn started");
         h.cancel();
         EXPECT_TRUE(co_await join_expect_cancelled(h));
     }());
@@ -315,8 +319,10 @@ TEST_P(BridgeTest, CancelledCallerGetsToThreadResultFirst) {
     EXPECT_TRUE(cancelled_after);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllBackends, BridgeTest,
-                         ::testing::ValuesIn(suite_params()), backend_name{});
+INSTANTIATE_TEST_SUITE_P(AllBackends, BridgeTest, ::testing::ValuesIn(suite_params()),
+                         backend_name{});
+INSTANTIATE_TEST_SUITE_P(FourWorkers, BridgeTest, ::testing::ValuesIn(threaded_params()),
+                         backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

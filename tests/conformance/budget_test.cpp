@@ -7,6 +7,7 @@
 
 #include "conformance.hpp"
 
+#include <atomic>
 #include <thread>
 
 namespace uthreads_conformance {
@@ -25,10 +26,10 @@ constexpr auto give_up_after = 10s;
 
 enum class spin_kind { channel, event, semaphore, yield };
 
+/// Shared by the spinners and the waker, which may run on different workers.
 struct race {
-    bool flag = false;     // set by the waker; ends the spinners
-    bool gave_up = false;  // a spinner hit give_up_after
-    long iterations = 0;
+    std::atomic<bool> flag{false};     // set by the waker; ends the spinners
+    std::atomic<bool> gave_up{false};  // a spinner hit give_up_after
 };
 
 /// Loops on an always-ready operation until `r.flag` is set.
@@ -38,6 +39,7 @@ ut::task<void> spin(race& r, spin_kind kind) {
     set.set();
     ut::semaphore sem(1);
     auto w0 = wall_now();
+    long iterations = 0;
     while (!r.flag) {
         switch (kind) {
         case spin_kind::channel:
@@ -55,7 +57,7 @@ ut::task<void> spin(race& r, spin_kind kind) {
             co_await ut::yield_now();
             break;
         }
-        if ((++r.iterations & 1023) == 0 && wall_now() - w0 > give_up_after) {
+        if ((++iterations & 1023) == 0 && wall_now() - w0 > give_up_after) {
             r.gave_up = true;
             co_return;
         }
@@ -177,19 +179,27 @@ TEST_P(BudgetTest, ChannelLoopCannotStarveFutureSetFromThread) {
 TEST_P(BudgetTest, ChannelLoopCannotStarveIo) {
     race r;
     run_on_backend([&]() -> ut::task<> {
-        auto listener = ut::tcp_listener::bind("127.0.0.1", 0);
-        auto port = listener.port();
-        co_await run_race(r, spin_kind::channel, 1,
-                          [](race& rr, ut::tcp_listener& l, std::uint16_t p) -> ut::task<> {
-                              auto client =
-                                  ut::spawn(ut::tcp_stream::connect("127.0.0.1", p), "client");
-                              ut::tcp_stream server_side = co_await l.accept();
-                              ut::tcp_stream client_side = co_await client;
-                              co_await client_side.write_all(std::string_view("x"));
-                              char c = 0;
-                              co_await server_side.read_exact(std::span<char>(&c, 1));
-                              rr.flag = c == 'x';
-                          }(r, listener, port));
+        // Each socket is made, used and closed by one microthread (with several
+        // workers a descriptor may not move between workers yet, and a spawned
+        // coroutine's parameters are destroyed by whoever frees its frame, which
+        // may be its joiner; docs/threads.md).
+        co_await run_race(r, spin_kind::channel, 1, [](race& rr) -> ut::task<> {
+            ut::channel<std::uint16_t> port(1);
+            auto server = ut::spawn(
+                [](ut::channel<std::uint16_t>& p) -> ut::task<char> {
+                    auto listener = ut::tcp_listener::bind("127.0.0.1", 0);
+                    co_await p.send(listener.port());
+                    ut::tcp_stream server_side = co_await listener.accept();
+                    char c = 0;
+                    co_await server_side.read_exact(std::span<char>(&c, 1));
+                    co_return c;
+                }(port),
+                "server");
+            ut::tcp_stream client_side =
+                co_await ut::tcp_stream::connect("127.0.0.1", *co_await port.recv());
+            co_await client_side.write_all(std::string_view("x"));
+            rr.flag = co_await server == 'x';
+        }(r));
     }());
     EXPECT_FALSE(r.gave_up) << "an always-ready loop starved socket I/O";
     EXPECT_TRUE(r.flag);
@@ -198,10 +208,11 @@ TEST_P(BudgetTest, ChannelLoopCannotStarveIo) {
 TEST_P(BudgetTest, TwoAlwaysReadyLoopsShareTheThread) {
     // Neither may monopolise the thread: when one reaches its target, the other
     // must have progressed comparably (each gets a budget's worth in turn).
-    long a = 0, b = 0;
-    bool stop = false, gave_up = false;
+    long a = 0, b = 0;  // each loop's own count, read after both were joined
+    std::atomic<bool> stop{false}, gave_up{false};
     run_on_backend([&]() -> ut::task<> {
-        auto loop = [](long& mine, long target, bool& st, bool& gu) -> ut::task<> {
+        auto loop = [](long& mine, long target, std::atomic<bool>& st,
+                       std::atomic<bool>& gu) -> ut::task<> {
             ut::event e;
             e.set();
             auto w0 = wall_now();
@@ -219,13 +230,22 @@ TEST_P(BudgetTest, TwoAlwaysReadyLoopsShareTheThread) {
         co_await ha;
         co_await hb;
     }());
-    EXPECT_FALSE(gave_up);
+    EXPECT_FALSE(gave_up.load());
     EXPECT_EQ(a, 100'000);
-    EXPECT_GE(b * 4, a) << "the other always-ready loop got " << b << " turns to " << a;
+    // On one worker the loops share the thread, so their counts stay comparable.
+    // With several workers they may run on different workers at once, each at
+    // the speed the OS gives its thread (docs/threads.md): what must hold there
+    // is that the other loop was not starved.
+    if (workers() == 1)
+        EXPECT_GE(b * 4, a) << "the other always-ready loop got " << b << " turns to " << a;
+    else
+        EXPECT_GT(b, 0) << "the other always-ready loop never ran";
 }
 
-INSTANTIATE_TEST_SUITE_P(AllBackends, BudgetTest,
-                         ::testing::ValuesIn(suite_params()), backend_name{});
+INSTANTIATE_TEST_SUITE_P(AllBackends, BudgetTest, ::testing::ValuesIn(suite_params()),
+                         backend_name{});
+INSTANTIATE_TEST_SUITE_P(FourWorkers, BudgetTest, ::testing::ValuesIn(threaded_params()),
+                         backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

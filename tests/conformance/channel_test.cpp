@@ -31,27 +31,29 @@ TEST_P(ChannelTest, BufferedValuesComeOutInOrder) {
 }
 
 TEST_P(ChannelTest, SenderWaitsWhileFull) {
-    std::vector<int> log;
+    std::atomic<int> sent{0};
+    std::vector<int> received;
     run_on_backend([&]() -> ut::task<> {
         ut::channel<int> ch(2);
-        auto producer = ut::spawn([](ut::channel<int>& c, std::vector<int>& l) -> ut::task<> {
+        auto producer = ut::spawn([](ut::channel<int>& c, std::atomic<int>& s) -> ut::task<> {
             for (int i = 0; i < 5; ++i) {
                 co_await c.send(i);
-                l.push_back(100 + i);  // sent
+                ++s;
             }
             c.close();
-        }(ch, log));
+        }(ch, sent));
+        // With several workers the producer may start late: wait for it to fill
+        // the channel, then give a third send time to (wrongly) complete.
+        co_await yield_until([&] { return sent.load() >= 2; }, "two sends completed");
         co_await ut::sleep_for(1ms);
         EXPECT_EQ(ch.size(), 2u);
-        EXPECT_EQ(log.size(), 2u) << "send completed on a full channel";
-        while (auto v = co_await ch.recv()) log.push_back(*v);
+        EXPECT_EQ(sent.load(), 2) << "send completed on a full channel";
+        while (auto v = co_await ch.recv()) received.push_back(*v);
         co_await producer;
     }());
-    // Every received value is received in order.
-    std::vector<int> received;
-    for (int x : log)
-        if (x < 100) received.push_back(x);
+    // Every value is received, in order.
     EXPECT_EQ(received, (std::vector<int>{0, 1, 2, 3, 4}));
+    EXPECT_EQ(sent.load(), 5);
 }
 
 TEST_P(ChannelTest, RendezvousSendCompletesOnlyWhenReceived) {
@@ -59,13 +61,16 @@ TEST_P(ChannelTest, RendezvousSendCompletesOnlyWhenReceived) {
     int got = 0;
     run_on_backend([&]() -> ut::task<> {
         ut::channel<int> ch(0);
-        bool sent = false;
-        auto sender = ut::spawn([](ut::channel<int>& c, bool& s) -> ut::task<> {
-            co_await c.send(42);
-            s = true;
-        }(ch, sent));
+        std::atomic<bool> sent{false};
+        shared_log<int> parked;
+        auto sender = ut::spawn(
+            [](ut::channel<int>& c, std::atomic<bool>& s, shared_log<int>& p) -> ut::task<> {
+                co_await p.queued(c.send(42), 0);
+                s = true;
+            }(ch, sent, parked));
+        co_await yield_until([&] { return parked.size() >= 1; }, "the sender parked in send()");
         co_await ut::sleep_for(2ms);
-        sent_before_recv = sent;
+        sent_before_recv = sent.load();
         EXPECT_EQ(ch.size(), 0u);
         got = *co_await ch.recv();
         co_await sender;
@@ -80,13 +85,12 @@ TEST_P(ChannelTest, RendezvousTrySendNeedsWaitingReceiver) {
     run_on_backend([&]() -> ut::task<> {
         ut::channel<int> ch(0);
         without = ch.try_send(1);
-        ut::event started;
-        auto r =
-            ut::spawn([](ut::channel<int>& c, std::optional<int>& g, ut::event& st) -> ut::task<> {
-                st.set();
-                g = co_await c.recv();
-            }(ch, got, started));
-        co_await started.wait();  // the receiver parked before we resumed
+        shared_log<int> parked;
+        auto r = ut::spawn(
+            [](ut::channel<int>& c, std::optional<int>& g, shared_log<int>& p) -> ut::task<> {
+                g = co_await p.queued(c.recv(), 0);
+            }(ch, got, parked));
+        co_await yield_until([&] { return parked.size() >= 1; }, "the receiver parked in recv()");
         with = ch.try_send(2);
         co_await r;
     }());
@@ -137,50 +141,50 @@ TEST_P(ChannelTest, SendAfterCloseThrowsChannelClosed) {
 }
 
 TEST_P(ChannelTest, CloseWakesPendingReceiversWithNullopt) {
-    int got_nullopt = 0;
+    std::atomic<int> got_nullopt{0};
     run_on_backend([&]() -> ut::task<> {
         ut::channel<int> ch(0);
-        int parked = 0;
+        shared_log<int> parked;
         std::vector<ut::join_handle<void>> hs;
         hs.reserve(3);
         for (int i = 0; i < 3; ++i)
-            hs.push_back(ut::spawn([](ut::channel<int>& c, int& p, int& n) -> ut::task<> {
-                ++p;
-                auto v = co_await c.recv();
-                if (!v) ++n;
-            }(ch, parked, got_nullopt)));
-        co_await yield_until([&] { return parked >= 3; }, "parked >= 3");
+            hs.push_back(ut::spawn(
+                [](ut::channel<int>& c, shared_log<int>& p, std::atomic<int>& n) -> ut::task<> {
+                    auto v = co_await p.queued(c.recv(), 0);
+                    if (!v) ++n;
+                }(ch, parked, got_nullopt)));
+        co_await yield_until([&] { return parked.size() >= 3; }, "parked >= 3");
         ch.close();
         for (auto& h : hs) co_await h;
     }());
-    EXPECT_EQ(got_nullopt, 3);
+    EXPECT_EQ(got_nullopt.load(), 3);
 }
 
 TEST_P(ChannelTest, CloseWakesPendingSendersWithChannelClosed) {
-    int closed_errors = 0;
+    std::atomic<int> closed_errors{0};
     std::vector<std::optional<int>> drained;
     run_on_backend([&]() -> ut::task<> {
         ut::channel<int> ch(1);
         co_await ch.send(0);
-        int parked = 0;
+        shared_log<int> parked;
         std::vector<ut::join_handle<void>> hs;
         hs.reserve(3);
         for (int i = 1; i <= 3; ++i)
-            hs.push_back(ut::spawn([](ut::channel<int>& c, int v, int& p, int& e) -> ut::task<> {
-                ++p;
+            hs.push_back(ut::spawn([](ut::channel<int>& c, int v, shared_log<int>& p,
+                                      std::atomic<int>& e) -> ut::task<> {
                 try {
-                    co_await c.send(v);
+                    co_await p.queued(c.send(v), v);
                 } catch (const ut::channel_closed&) {
                     ++e;
                 }
             }(ch, i, parked, closed_errors)));
-        co_await yield_until([&] { return parked >= 3; }, "parked >= 3");
+        co_await yield_until([&] { return parked.size() >= 3; }, "parked >= 3");
         ch.close();
         for (auto& h : hs) co_await h;
         drained.push_back(co_await ch.recv());
         drained.push_back(co_await ch.recv());
     }());
-    EXPECT_EQ(closed_errors, 3);
+    EXPECT_EQ(closed_errors.load(), 3);
     // The buffered value sent before close is still delivered; blocked sends are not.
     EXPECT_EQ(drained, (std::vector<std::optional<int>>{0, std::nullopt}));
 }
@@ -193,7 +197,8 @@ TEST_P(ChannelTest, ManyProducersManyConsumers) {
         ut::channel<int> ch(3);
         co_await ut::with_nursery([&](ut::nursery& consumers) -> ut::task<> {
             for (int c = 0; c < 4; ++c)
-                consumers.spawn([](ut::channel<int>& chan, std::atomic<long long>& t, std::atomic<int>& r) -> ut::task<> {
+                consumers.spawn([](ut::channel<int>& chan, std::atomic<long long>& t,
+                                   std::atomic<int>& r) -> ut::task<> {
                     while (auto v = co_await chan.recv()) {
                         t += *v;
                         ++r;
@@ -238,8 +243,10 @@ TEST_P(ChannelTest, NegativeCapacityThrows) {
     EXPECT_THROW(ut::channel<int>(-1), std::invalid_argument);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllBackends, ChannelTest,
-                         ::testing::ValuesIn(suite_params()), backend_name{});
+INSTANTIATE_TEST_SUITE_P(AllBackends, ChannelTest, ::testing::ValuesIn(suite_params()),
+                         backend_name{});
+INSTANTIATE_TEST_SUITE_P(FourWorkers, ChannelTest, ::testing::ValuesIn(threaded_params()),
+                         backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

@@ -22,6 +22,13 @@
 /// variables of the test body that are asserted after the run. State shared with
 /// microthreads that may outlive `main` (detached ones are cancelled and drained
 /// after `main` returns) lives in the test body, never in `main`'s frame.
+///
+/// Suites instantiated for "FourWorkers" run their children in parallel: state
+/// that two microthreads touch, unless one joined the other first (a join, an
+/// event, a primitive hand-off orders them), is a `std::atomic` or a
+/// `shared_log`; a test that relies on an ordering only one worker guarantees
+/// checks it when `workers() == 1` and the multi-worker contract otherwise
+/// (docs/threads.md lists every such difference).
 #pragma once
 
 #include "conformance/guest_host.hpp"
@@ -33,14 +40,17 @@
 
 #include <cctype>
 #include <chrono>
+#include <coroutine>
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
-#include <vector>
 #include <system_error>
+#include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace uthreads_conformance {
 
@@ -106,11 +116,11 @@ inline bool has_suffix(const std::string& s, std::string_view suffix) {
 
 /// The parameters of the multi-threaded instantiation ("FourWorkers"): each
 /// compiled backend in owned mode as "<name>_x4", run with 4 workers
-/// (options.threads = 4). Guest mode with several workers is not supported, and
-/// only some suites instantiate it: the I/O suites (tcp, udp, unix, process,
-/// signal, reader) wait for descriptors to follow their microthreads between workers,
-/// and sync, nursery, timeout, bridge, budget, channel, leak, file, dns and spawn for their tests to stop sharing plain containers between
-/// children that now run in parallel (docs/threads.md).
+/// (options.threads = 4). Guest mode with several workers is not supported.
+/// Instantiated by the cancel, errors, nesting, sync, nursery, timeout, channel,
+/// spawn, leak, bridge, budget, file and dns suites; not yet by the I/O suites
+/// (tcp, udp, unix, process, signal, reader, tcp_stress, tcp_peer), which wait
+/// for descriptors to follow their microthreads between workers.
 /// Not "sim" yet: each worker's sim backend has its own virtual clock, which
 /// jumps when that worker is idle, so virtual durations measured across workers
 /// are meaningless (docs/threads.md).
@@ -203,6 +213,68 @@ protected:
 private:
     long long frames_before_ = 0;
     long fds_before_ = 0;
+};
+
+/// Values appended by microthreads that may run on several workers at once: a
+/// vector under a std::mutex (each access is brief and never suspends).
+template <class T = int>
+class shared_log {
+public:
+    void add(T v) {
+        std::lock_guard<std::mutex> g(m_);
+        v_.push_back(std::move(v));
+    }
+    std::size_t size() const {
+        std::lock_guard<std::mutex> g(m_);
+        return v_.size();
+    }
+    std::vector<T> values() const {
+        std::lock_guard<std::mutex> g(m_);
+        return v_;
+    }
+
+    /// The awaitable `op` (an operation that completes at once or queues its
+    /// caller: `mutex::lock()`, `semaphore::acquire()`, `channel::recv()`...)
+    /// with `v` appended in the same step: under the log's mutex, together with
+    /// the operation's attempt to complete at once and, failing that, its parking.
+    /// The log's order is then the order in which callers reached the operation
+    /// (its queue's order), and its size counts the callers that completed or
+    /// parked, also when they run on several workers.
+    template <class Op>
+    auto queued(Op op, T v) {
+        return queued_awaiter<Op>{std::move(op), this, std::move(v)};
+    }
+
+private:
+    template <class Op>
+    struct queued_awaiter {
+        Op op;
+        shared_log* log;
+        T v;
+        bool await_ready() {
+            std::lock_guard<std::mutex> g(log->m_);
+            bool ready = op.await_ready();
+            if (ready) log->v_.push_back(v);
+            return ready;
+        }
+        // The caller's microthread cannot resume before this returns (a wake-up
+        // from another worker goes through the caller's own worker).
+        auto await_suspend(std::coroutine_handle<> h) {
+            std::lock_guard<std::mutex> g(log->m_);
+            if constexpr (std::is_void_v<decltype(op.await_suspend(h))>) {
+                op.await_suspend(h);
+                log->v_.push_back(v);
+            } else {
+                auto r = op.await_suspend(h);
+                log->v_.push_back(v);
+                return r;
+            }
+        }
+        decltype(auto) await_resume() { return op.await_resume(); }
+    };
+
+    mutable std::mutex m_;
+    std::vector<T> v_;
 };
 
 /// Yield until `pred()` holds: for waiting until other microthreads reached a

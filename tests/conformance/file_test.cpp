@@ -11,6 +11,7 @@
 #include <uthreads/file.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -34,9 +35,7 @@ class FileTest : public backend_test {};  // NOLINT(readability-identifier-namin
 
 namespace fs = std::filesystem;
 
-
 constexpr std::size_t mib = std::size_t{1024} * 1024;
-
 
 /// Everything from the file position to the end, read with `chunk`-sized reads.
 ut::task<std::vector<std::byte>> read_to_end(ut::file& f, std::size_t chunk) {
@@ -217,7 +216,7 @@ TEST_P(FileTest, ConcurrentReadsFromSeveralMicrothreads) {
     constexpr int readers = 8;
     constexpr std::size_t chunk = std::size_t{256} * 1024;
     std::vector<std::byte> data = pattern(readers * chunk, 7);
-    int matched = 0;
+    std::atomic<int> matched{0};
     run_on_backend([&]() -> ut::task<> {
         {
             ut::file w = co_await ut::file::open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -228,8 +227,8 @@ TEST_P(FileTest, ConcurrentReadsFromSeveralMicrothreads) {
             for (int i = 0; i < readers; ++i)
                 // Captureless: a coroutine lambda's captures live in the
                 // closure, a temporary gone before the child runs.
-                n.spawn([](ut::file& f, const std::vector<std::byte>& data, int& matched,
-                           std::size_t k) -> ut::task<> {
+                n.spawn([](ut::file& f, const std::vector<std::byte>& data,
+                           std::atomic<int>& matched, std::size_t k) -> ut::task<> {
                     // Each reader reads its chunk backwards in 4 pieces, so the
                     // readers' operations interleave.
                     std::vector<std::byte> got(chunk);
@@ -251,7 +250,7 @@ TEST_P(FileTest, ConcurrentReadsFromSeveralMicrothreads) {
             co_return;
         });
     }());
-    EXPECT_EQ(matched, readers);
+    EXPECT_EQ(matched.load(), readers);
 }
 
 TEST_P(FileTest, CancellingLargeReadsAndWritesLeavesNoLeakOrDanglingBuffer) {
@@ -425,6 +424,8 @@ TEST_P(FileTest, BadArgumentsThrowInvalidArgumentNamingThem) {
 }  // namespace
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, FileTest, ::testing::ValuesIn(suite_params()),
+                         backend_name{});
+INSTANTIATE_TEST_SUITE_P(FourWorkers, FileTest, ::testing::ValuesIn(threaded_params()),
                          backend_name{});
 
 }  // namespace uthreads_conformance

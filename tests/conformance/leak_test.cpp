@@ -5,6 +5,7 @@
 
 #include "conformance.hpp"
 
+#include <atomic>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
@@ -71,6 +72,9 @@ TEST_P(LeakTest, UnfinishedJoinHandlesAtReturn) {
         auto a = ut::spawn(sleep_task(1h));
         auto b = ut::spawn([]() -> ut::task<int> { co_return 1; }());
         co_await ut::sleep_for(1ms);
+        // With several workers b may have been taken by a worker the OS has not
+        // run yet.
+        co_await yield_until([&] { return b.done(); }, "b.done()");
         EXPECT_TRUE(b.done());
         EXPECT_FALSE(a.done());
     }());
@@ -96,45 +100,43 @@ TEST_P(LeakTest, DetachedBlockedOnPrimitivesAtReturn) {
     ut::semaphore sem(0);
     ut::condition_variable cv;
     ut::wait_queue q;
-    int blocked = 0;
+    ut::mutex cv_mutex;
+    // Each waiter appends to `blocked` in the same step as it parks; the
+    // condition variable's waiter parks before it unlocks cv_mutex.
+    shared_log<int> blocked;
     run_on_backend([&]() -> ut::task<> {
         auto held = co_await m.lock();
         EXPECT_TRUE(full.try_send("x"));
-        ut::spawn([](ut::mutex& mx, int& b) -> ut::task<> {
-            ++b;
-            auto g = co_await mx.lock();
+        ut::spawn([](ut::mutex& mx, shared_log<int>& b) -> ut::task<> {
+            auto g = co_await b.queued(mx.lock(), 0);
         }(m, blocked));
-        ut::spawn([](ut::channel<std::string>& c, int& b) -> ut::task<> {
-            ++b;
-            co_await c.recv();
+        ut::spawn([](ut::channel<std::string>& c, shared_log<int>& b) -> ut::task<> {
+            co_await b.queued(c.recv(), 1);
         }(empty, blocked));
-        ut::spawn([](ut::channel<std::string>& c, int& b) -> ut::task<> {
-            ++b;
-            co_await c.send(std::string(1000, 'y'));
+        ut::spawn([](ut::channel<std::string>& c, shared_log<int>& b) -> ut::task<> {
+            co_await b.queued(c.send(std::string(1000, 'y')), 2);
         }(full, blocked));
-        ut::spawn([](ut::event& e, int& b) -> ut::task<> {
-            ++b;
-            co_await e.wait();
+        ut::spawn([](ut::event& e, shared_log<int>& b) -> ut::task<> {
+            co_await b.queued(e.wait(), 3);
         }(never, blocked));
-        ut::spawn([](ut::semaphore& s, int& b) -> ut::task<> {
-            ++b;
-            co_await s.acquire();
+        ut::spawn([](ut::semaphore& s, shared_log<int>& b) -> ut::task<> {
+            co_await b.queued(s.acquire(), 4);
         }(sem, blocked));
-        ut::spawn([](ut::wait_queue& wq, int& b) -> ut::task<> {
-            ++b;
-            co_await wq.wait();
+        ut::spawn([](ut::wait_queue& wq, shared_log<int>& b) -> ut::task<> {
+            co_await b.queued(wq.wait(), 5);
         }(q, blocked));
-        ut::spawn([](ut::condition_variable& c, int& b) -> ut::task<> {
-            ut::mutex local;
-            auto g = co_await local.lock();
-            ++b;
+        ut::spawn([](ut::condition_variable& c, ut::mutex& mx, shared_log<int>& b) -> ut::task<> {
+            auto g = co_await mx.lock();
+            b.add(6);
             co_await c.wait(g);
-        }(cv, blocked));
-        co_await yield_until([&] { return blocked >= 7; }, "blocked >= 7");
-        co_await ut::sleep_for(1ms);
+        }(cv, cv_mutex, blocked));
+        co_await yield_until([&] { return blocked.size() >= 7; }, "blocked >= 7");
+        {
+            auto g = co_await cv_mutex.lock();  // the cv waiter has parked
+        }
         held.unlock();  // the mutex waiter gets it and is then cancelled at shutdown
     }());
-    EXPECT_EQ(blocked, 7);
+    EXPECT_EQ(blocked.size(), 7u);
     // Nobody is left queued on any primitive.
     EXPECT_TRUE(q.empty());
     EXPECT_FALSE(m.is_locked());
@@ -143,13 +145,13 @@ TEST_P(LeakTest, DetachedBlockedOnPrimitivesAtReturn) {
 }
 
 TEST_P(LeakTest, DetachedTcpListenerAndStreamsAtReturn) {
-    int parked = 0;
+    std::atomic<int> parked{0};
     run_on_backend([&]() -> ut::task<> {
         // A server accepting forever, owning its listener.
         auto l = ut::tcp_listener::bind("127.0.0.1", 0);
         std::uint16_t port = l.port();
         ut::spawn(
-            [](ut::tcp_listener lst, int& p) -> ut::task<> {
+            [](ut::tcp_listener lst, std::atomic<int>& p) -> ut::task<> {
                 std::vector<ut::tcp_stream> accepted;
                 for (;;) {
                     ++p;
@@ -160,7 +162,7 @@ TEST_P(LeakTest, DetachedTcpListenerAndStreamsAtReturn) {
         // Clients that connect and then block reading forever.
         for (int i = 0; i < 5; ++i)
             ut::spawn(
-                [](std::uint16_t pt, int& p) -> ut::task<> {
+                [](std::uint16_t pt, std::atomic<int>& p) -> ut::task<> {
                     auto s = co_await ut::tcp_stream::connect("127.0.0.1", pt);
                     char b;
                     ++p;
@@ -169,7 +171,7 @@ TEST_P(LeakTest, DetachedTcpListenerAndStreamsAtReturn) {
                 "reader");
         // A writer blocked on a full socket whose peer never reads.
         ut::spawn(
-            [](std::uint16_t pt, int& p) -> ut::task<> {
+            [](std::uint16_t pt, std::atomic<int>& p) -> ut::task<> {
                 auto s = co_await ut::tcp_stream::connect("127.0.0.1", pt);
                 std::vector<std::byte> big(64 << 20, std::byte{7});
                 ++p;
@@ -179,7 +181,7 @@ TEST_P(LeakTest, DetachedTcpListenerAndStreamsAtReturn) {
         // Let everything connect and park.
         for (int i = 0; i < 200 && parked < 6 + 7; ++i) co_await ut::sleep_for(1ms);
     }());
-    EXPECT_GE(parked, 6 + 7) << "not every microthread reached its blocking operation";
+    EXPECT_GE(parked.load(), 6 + 7) << "not every microthread reached its blocking operation";
 }
 
 TEST_P(LeakTest, MainThrowsWhileOthersRun) {
@@ -248,6 +250,8 @@ TEST_P(LeakTest, ManyRunsDoNotAccumulate) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, LeakTest, ::testing::ValuesIn(suite_params()),
+                         backend_name{});
+INSTANTIATE_TEST_SUITE_P(FourWorkers, LeakTest, ::testing::ValuesIn(threaded_params()),
                          backend_name{});
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include "conformance.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -71,27 +73,32 @@ TEST_P(NurseryTest, FailingChildCancelsSiblingsAndIsRethrown) {
 }
 
 TEST_P(NurseryTest, WaitsForAllChildren) {
-    std::vector<int> finished;
+    shared_log<int> finished;
     run_on_backend([&]() -> ut::task<> {
         co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
             for (int i = 3; i >= 1; --i)
-                n.spawn([](int k, std::vector<int>& f) -> ut::task<> {
+                n.spawn([](int k, shared_log<int>& f) -> ut::task<> {
                     co_await ut::sleep_for(k * 2ms);
-                    f.push_back(k);
+                    f.add(k);
                 }(i, finished));
             co_return;
         });
         EXPECT_EQ(finished.size(), 3u) << "with_nursery returned before its children";
     }());
-    EXPECT_EQ(finished, (std::vector<int>{1, 2, 3}));
+    std::vector<int> got = finished.values();
+    // With several workers, timers on different workers fire in deadline order
+    // only as far as the OS runs the workers' threads on time (docs/threads.md):
+    // what must hold is that every child finished, once, before with_nursery ended.
+    if (workers() > 1) std::sort(got.begin(), got.end());
+    EXPECT_EQ(got, (std::vector<int>{1, 2, 3}));
 }
 
 TEST_P(NurseryTest, ChildrenSpawnedAfterBodySuspended) {
-    int done = 0;
+    std::atomic<int> done{0};
     run_on_backend([&]() -> ut::task<> {
         co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
             for (int i = 0; i < 5; ++i) {
-                n.spawn([](int& d) -> ut::task<> {
+                n.spawn([](std::atomic<int>& d) -> ut::task<> {
                     co_await ut::yield_now();
                     ++d;
                 }(done));
@@ -99,16 +106,16 @@ TEST_P(NurseryTest, ChildrenSpawnedAfterBodySuspended) {
             }
         });
     }());
-    EXPECT_EQ(done, 5);
+    EXPECT_EQ(done.load(), 5);
 }
 
 TEST_P(NurseryTest, ChildrenCanSpawnIntoTheSameNursery) {
-    int done = 0;
+    std::atomic<int> done{0};
     run_on_backend([&]() -> ut::task<> {
         co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
-            n.spawn([](ut::nursery& nn, int& d) -> ut::task<> {
+            n.spawn([](ut::nursery& nn, std::atomic<int>& d) -> ut::task<> {
                 co_await ut::yield_now();
-                nn.spawn([](int& dd) -> ut::task<> {
+                nn.spawn([](std::atomic<int>& dd) -> ut::task<> {
                     co_await ut::sleep_for(1ms);
                     ++dd;
                 }(d));
@@ -117,17 +124,17 @@ TEST_P(NurseryTest, ChildrenCanSpawnIntoTheSameNursery) {
             co_return;
         });
     }());
-    EXPECT_EQ(done, 2);
+    EXPECT_EQ(done.load(), 2);
 }
 
 TEST_P(NurseryTest, FailingBodyCancelsChildren) {
-    int cancelled_children = 0;
+    std::atomic<int> cancelled_children{0};
     std::string what;
     run_on_backend([&]() -> ut::task<> {
         try {
             co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
                 for (int i = 0; i < 3; ++i)
-                    n.spawn([](int& c) -> ut::task<> {
+                    n.spawn([](std::atomic<int>& c) -> ut::task<> {
                         try {
                             co_await ut::sleep_for(1h);
                         } catch (const ut::cancelled&) {
@@ -143,7 +150,7 @@ TEST_P(NurseryTest, FailingBodyCancelsChildren) {
         }
     }());
     EXPECT_EQ(what, "body failed");
-    EXPECT_EQ(cancelled_children, 3);
+    EXPECT_EQ(cancelled_children.load(), 3);
 }
 
 TEST_P(NurseryTest, FailingChildCancelsSuspendedBody) {
@@ -192,12 +199,12 @@ TEST_P(NurseryTest, FirstFailureWinsWhenSeveralFail) {
 }
 
 TEST_P(NurseryTest, CancelIsNotAFailure) {
-    int cancelled_children = 0;
+    std::atomic<int> cancelled_children{0};
     bool returned = false;
     run_on_backend([&]() -> ut::task<> {
         co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
             for (int i = 0; i < 4; ++i)
-                n.spawn([](int& c) -> ut::task<> {
+                n.spawn([](std::atomic<int>& c) -> ut::task<> {
                     try {
                         co_await ut::sleep_for(1h);
                     } catch (const ut::cancelled&) {
@@ -212,7 +219,7 @@ TEST_P(NurseryTest, CancelIsNotAFailure) {
         returned = true;
     }());
     EXPECT_TRUE(returned) << "nursery::cancel() made with_nursery throw";
-    EXPECT_EQ(cancelled_children, 4);
+    EXPECT_EQ(cancelled_children.load(), 4);
 }
 
 TEST_P(NurseryTest, SpawnOfEmptyTaskThrowsLogicError) {
@@ -357,12 +364,13 @@ TEST_P(NurseryTest, WhenAnyFailureBeforeSuccessIsRethrown) {
 }
 
 TEST_P(NurseryTest, CancellingWhenAnyCallerCancelsAllAndRethrowsCancelled) {
-    int cancelled_children = 0;
+    std::atomic<int> cancelled_children{0};
     bool caller_cancelled = false;
     run_on_backend([&]() -> ut::task<> {
-        ut::event started;
-        auto h = ut::spawn([](int& c, ut::event& s) -> ut::task<> {
-            auto rec = [](int& cc) -> ut::task<int> {
+        std::atomic<int> entered{0};
+        auto h = ut::spawn([](std::atomic<int>& c, std::atomic<int>& in) -> ut::task<> {
+            auto rec = [](std::atomic<int>& cc, std::atomic<int>& i) -> ut::task<int> {
+                ++i;
                 try {
                     co_await ut::sleep_for(1h);
                 } catch (const ut::cancelled&) {
@@ -371,20 +379,23 @@ TEST_P(NurseryTest, CancellingWhenAnyCallerCancelsAllAndRethrowsCancelled) {
                 }
                 co_return 0;
             };
-            s.set();
-            co_await ut::when_any(rec(c), rec(c));
-        }(cancelled_children, started));
-        co_await started.wait();
+            co_await ut::when_any(rec(c, in), rec(c, in));
+        }(cancelled_children, entered));
+        // Both children run (with several workers the caller may otherwise be
+        // cancelled before when_any started them).
+        co_await yield_until([&] { return entered.load() >= 2; }, "both when_any children ran");
         co_await ut::sleep_for(1ms);
         h.cancel();
         caller_cancelled = co_await join_expect_cancelled(h);
     }());
     EXPECT_TRUE(caller_cancelled);
-    EXPECT_EQ(cancelled_children, 2);
+    EXPECT_EQ(cancelled_children.load(), 2);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllBackends, NurseryTest,
-                         ::testing::ValuesIn(suite_params()), backend_name{});
+INSTANTIATE_TEST_SUITE_P(AllBackends, NurseryTest, ::testing::ValuesIn(suite_params()),
+                         backend_name{});
+INSTANTIATE_TEST_SUITE_P(FourWorkers, NurseryTest, ::testing::ValuesIn(threaded_params()),
+                         backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

@@ -3,6 +3,7 @@
 
 #include "conformance.hpp"
 
+#include <atomic>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -85,16 +86,19 @@ TEST_P(SpawnTest, SpawnedMicrothreadDoesNotRunUntilSpawnerSuspends) {
     bool ran_before_suspend = true;
     bool ran_after = false;
     run_on_backend([&]() -> ut::task<> {
-        bool flag = false;
-        auto h = ut::spawn([](bool& f) -> ut::task<> {
+        std::atomic<bool> flag{false};
+        auto h = ut::spawn([](std::atomic<bool>& f) -> ut::task<> {
             f = true;
             co_return;
         }(flag));
-        ran_before_suspend = flag;  // no suspension since spawn: must still be false
+        ran_before_suspend = flag.load();  // no suspension since spawn
         co_await h;
-        ran_after = flag;
+        ran_after = flag.load();
     }());
-    EXPECT_FALSE(ran_before_suspend);
+    // One worker runs the spawned microthread only once the spawner suspends.
+    // With several workers an idle worker may start it at once (docs/threads.md):
+    // what must hold there is that it ran, and that joining it sees its effects.
+    if (workers() == 1) EXPECT_FALSE(ran_before_suspend);
     EXPECT_TRUE(ran_after);
 }
 
@@ -141,7 +145,7 @@ TEST_P(SpawnTest, IdsAreUniqueWithinARun) {
 }
 
 TEST_P(SpawnTest, DetachedMicrothreadKeepsRunning) {
-    int progress = 0;
+    int progress = 0;  // written by the detached microthread, read after the event
     run_on_backend([&]() -> ut::task<> {
         ut::event finished;
         {
@@ -175,7 +179,8 @@ TEST_P(SpawnTest, ExplicitDetachKeepsRunning) {
 }
 
 TEST_P(SpawnTest, ExceptionOfDetachedMicrothreadIsReportedWithItsName) {
-    std::vector<std::pair<std::string, std::string>> reports;
+    // The handler runs on the worker that ran the orphan.
+    shared_log<std::pair<std::string, std::string>> reports;
     auto previous = ut::set_unhandled_exception_handler(
         [&](std::string_view name, const std::exception_ptr& e) {
             std::string what = "<not a std::exception>";
@@ -185,22 +190,24 @@ TEST_P(SpawnTest, ExceptionOfDetachedMicrothreadIsReportedWithItsName) {
                 what = ex.what();
             } catch (...) {
             }
-            reports.emplace_back(std::string(name), what);
+            reports.add({std::string(name), what});
         });
-    run_on_backend([]() -> ut::task<> {
+    run_on_backend([&]() -> ut::task<> {
         ut::spawn(fail_later("nobody joins me"), "orphan").detach();
-        // Let it run and fail.
+        // Let it run and fail (with several workers, on whichever worker took it).
         for (int i = 0; i < 10; ++i) co_await ut::yield_now();
         co_await ut::sleep_for(1ms);
+        co_await yield_until([&] { return reports.size() >= 1; }, "the orphan's failure reported");
     }());
     ut::set_unhandled_exception_handler(std::move(previous));
-    ASSERT_EQ(reports.size(), 1u);
-    EXPECT_EQ(reports[0].first, "orphan");
-    EXPECT_EQ(reports[0].second, "nobody joins me");
+    auto got = reports.values();
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].first, "orphan");
+    EXPECT_EQ(got[0].second, "nobody joins me");
 }
 
 TEST_P(SpawnTest, JoinedExceptionIsNotReportedAsUnhandled) {
-    int reports = 0;
+    std::atomic<int> reports{0};
     auto previous = ut::set_unhandled_exception_handler(
         [&](std::string_view, const std::exception_ptr&) { ++reports; });
     bool caught = false;
@@ -214,11 +221,11 @@ TEST_P(SpawnTest, JoinedExceptionIsNotReportedAsUnhandled) {
     }());
     ut::set_unhandled_exception_handler(std::move(previous));
     EXPECT_TRUE(caught);
-    EXPECT_EQ(reports, 0);
+    EXPECT_EQ(reports.load(), 0);
 }
 
 TEST_P(SpawnTest, CancelledDetachedMicrothreadsAreNotReportedAtShutdown) {
-    int reports = 0;
+    std::atomic<int> reports{0};
     auto previous = ut::set_unhandled_exception_handler(
         [&](std::string_view, const std::exception_ptr&) { ++reports; });
     run_on_backend([]() -> ut::task<> {
@@ -226,7 +233,7 @@ TEST_P(SpawnTest, CancelledDetachedMicrothreadsAreNotReportedAtShutdown) {
         co_await ut::sleep_for(1ms);
     }());
     ut::set_unhandled_exception_handler(std::move(previous));
-    EXPECT_EQ(reports, 0);
+    EXPECT_EQ(reports.load(), 0);
 }
 
 TEST_P(SpawnTest, CurrentBackendNamesTheParameter) {
@@ -250,8 +257,10 @@ TEST_P(SpawnTest, CurrentBackendInsideSpawnedMicrothread) {
     EXPECT_EQ(name, backend());
 }
 
-INSTANTIATE_TEST_SUITE_P(AllBackends, SpawnTest,
-                         ::testing::ValuesIn(suite_params()), backend_name{});
+INSTANTIATE_TEST_SUITE_P(AllBackends, SpawnTest, ::testing::ValuesIn(suite_params()),
+                         backend_name{});
+INSTANTIATE_TEST_SUITE_P(FourWorkers, SpawnTest, ::testing::ValuesIn(threaded_params()),
+                         backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

@@ -4,6 +4,7 @@
 #include "conformance.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <stdexcept>
 #include <vector>
 
@@ -42,10 +43,10 @@ TEST_P(SyncTest, MutexGivesMutualExclusionAcrossSuspensions) {
 }
 
 TEST_P(SyncTest, MutexHandsOffInFifoOrder) {
-    if (workers() > 1)
-        GTEST_SKIP() << "needs one worker: the test records the queueing order outside the "
-                        "mutex, which is one step with parking only when nothing runs in parallel";
-    std::vector<int> queued, acquired;
+    // `queued` is appended in the same step as each waiter parks, so its order
+    // is the mutex's queue order also when waiters run on several workers.
+    shared_log<int> queued;
+    std::vector<int> acquired;  // appended under the mutex only
     run_on_backend([&]() -> ut::task<> {
         ut::mutex m;
         auto held = co_await m.lock();
@@ -53,9 +54,8 @@ TEST_P(SyncTest, MutexHandsOffInFifoOrder) {
         hs.reserve(6);
         for (int i = 0; i < 6; ++i)
             hs.push_back(ut::spawn(
-                [](ut::mutex& mx, int k, std::vector<int>& q, std::vector<int>& a) -> ut::task<> {
-                    q.push_back(k);  // no suspension between this and parking in lock()
-                    auto g = co_await mx.lock();
+                [](ut::mutex& mx, int k, shared_log<int>& q, std::vector<int>& a) -> ut::task<> {
+                    auto g = co_await q.queued(mx.lock(), k);
                     a.push_back(k);
                     co_await ut::yield_now();
                 }(m, i, queued, acquired)));
@@ -64,7 +64,8 @@ TEST_P(SyncTest, MutexHandsOffInFifoOrder) {
         for (auto& h : hs) co_await h;
     }());
     ASSERT_EQ(queued.size(), 6u);
-    EXPECT_EQ(acquired, queued) << "the mutex did not hand off in the order waiters queued";
+    EXPECT_EQ(acquired, queued.values())
+        << "the mutex did not hand off in the order waiters queued";
 }
 
 TEST_P(SyncTest, MutexTryLockAndGuardSemantics) {
@@ -90,16 +91,18 @@ TEST_P(SyncTest, MutexTryLockAndGuardSemantics) {
 }
 
 TEST_P(SyncTest, SemaphoreLimitsConcurrency) {
-    int max_inside = 0, completed = 0;
+    std::atomic<int> max_inside{0}, completed{0};
     run_on_backend([&]() -> ut::task<> {
         ut::semaphore s(3);
-        int inside = 0;
+        std::atomic<int> inside{0};
         co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
             for (int i = 0; i < 12; ++i)
-                n.spawn([](ut::semaphore& sem, int& in, int& mx, int& done) -> ut::task<> {
+                n.spawn([](ut::semaphore& sem, std::atomic<int>& in, std::atomic<int>& mx,
+                           std::atomic<int>& done) -> ut::task<> {
                     co_await sem.acquire();
-                    ++in;
-                    mx = std::max(mx, in);
+                    int now = ++in;
+                    for (int m = mx.load(); now > m && !mx.compare_exchange_weak(m, now);) {
+                    }
                     co_await ut::sleep_for(1ms);
                     --in;
                     ++done;
@@ -114,17 +117,18 @@ TEST_P(SyncTest, SemaphoreLimitsConcurrency) {
 }
 
 TEST_P(SyncTest, SemaphoreReleaseWakesLongestWaiter) {
-    std::vector<int> queued, acquired;
+    // `queued` is appended in the same step as each waiter parks: the
+    // semaphore's queue order, also with several workers.
+    shared_log<int> queued, acquired;
     run_on_backend([&]() -> ut::task<> {
         ut::semaphore s(0);
         std::vector<ut::join_handle<void>> hs;
         hs.reserve(4);
         for (int i = 0; i < 4; ++i)
-            hs.push_back(ut::spawn([](ut::semaphore& sem, int k, std::vector<int>& q,
-                                      std::vector<int>& a) -> ut::task<> {
-                q.push_back(k);  // no suspension between this and parking in acquire()
-                co_await sem.acquire();
-                a.push_back(k);
+            hs.push_back(ut::spawn([](ut::semaphore& sem, int k, shared_log<int>& q,
+                                      shared_log<int>& a) -> ut::task<> {
+                co_await q.queued(sem.acquire(), k);
+                a.add(k);
             }(s, i, queued, acquired)));
         co_await yield_until([&] { return queued.size() >= 4; }, "queued.size() >= 4");
         for (std::size_t i = 0; i < 4; ++i) {
@@ -137,20 +141,20 @@ TEST_P(SyncTest, SemaphoreReleaseWakesLongestWaiter) {
         EXPECT_EQ(s.available(), 0);
     }());
     ASSERT_EQ(queued.size(), 4u);
-    EXPECT_EQ(acquired, queued) << "release() did not wake the longest waiter first";
+    EXPECT_EQ(acquired.values(), queued.values())
+        << "release() did not wake the longest waiter first";
 }
 
 TEST_P(SyncTest, SemaphoreNoBargingPastWaiters) {
     bool barged = true;
     run_on_backend([&]() -> ut::task<> {
         ut::semaphore s(0);
-        ut::event started;
-        auto waiter = ut::spawn([](ut::semaphore& sem, ut::event& st) -> ut::task<> {
-            st.set();
-            co_await sem.acquire();
-        }(s, started));
-        co_await started.wait();  // the waiter parked in acquire() before we resumed
-        s.release();              // handed to the waiter, not to the count
+        shared_log<int> parked;
+        auto waiter = ut::spawn([](ut::semaphore& sem, shared_log<int>& p) -> ut::task<> {
+            co_await p.queued(sem.acquire(), 0);
+        }(s, parked));
+        co_await yield_until([&] { return parked.size() >= 1; }, "waiter parked in acquire()");
+        s.release();  // handed to the waiter, not to the count
         barged = s.try_acquire();
         co_await waiter;
     }());
@@ -158,19 +162,19 @@ TEST_P(SyncTest, SemaphoreNoBargingPastWaiters) {
 }
 
 TEST_P(SyncTest, EventWakesAllWaitersAndStaysSet) {
-    int woken = 0;
+    std::atomic<int> woken{0};
     bool set_after = false, cleared = true;
     run_on_backend([&]() -> ut::task<> {
         ut::event e;
         std::vector<ut::join_handle<void>> hs;
         hs.reserve(10);
         for (int i = 0; i < 10; ++i)
-            hs.push_back(ut::spawn([](ut::event& ev, int& w) -> ut::task<> {
+            hs.push_back(ut::spawn([](ut::event& ev, std::atomic<int>& w) -> ut::task<> {
                 co_await ev.wait();
                 ++w;
             }(e, woken)));
         co_await ut::sleep_for(1ms);
-        EXPECT_EQ(woken, 0);
+        EXPECT_EQ(woken.load(), 0);
         EXPECT_FALSE(e.is_set());
         e.set();
         for (auto& h : hs) co_await h;
@@ -181,7 +185,7 @@ TEST_P(SyncTest, EventWakesAllWaitersAndStaysSet) {
         auto r = co_await ut::move_on_after(2ms, e.wait());
         EXPECT_FALSE(r) << "wait on a cleared event completed";
     }());
-    EXPECT_EQ(woken, 10);
+    EXPECT_EQ(woken.load(), 10);
     EXPECT_TRUE(set_after);
     EXPECT_FALSE(cleared);
 }
@@ -229,13 +233,13 @@ TEST_P(SyncTest, ConditionVariableNotifyAllWakesEveryWaiter) {
     run_on_backend([&]() -> ut::task<> {
         ut::mutex m;
         ut::condition_variable cv;
-        bool go = false;
-        int waiting = 0;
+        bool go = false;              // go and woken: under the mutex
+        std::atomic<int> waiting{0};  // read by main without it
         std::vector<ut::join_handle<void>> hs;
         hs.reserve(5);
         for (int i = 0; i < 5; ++i)
-            hs.push_back(ut::spawn([](ut::mutex& mx, ut::condition_variable& c, bool& g, int& wt,
-                                      int& w) -> ut::task<> {
+            hs.push_back(ut::spawn([](ut::mutex& mx, ut::condition_variable& c, bool& g,
+                                      std::atomic<int>& wt, int& w) -> ut::task<> {
                 auto lk = co_await mx.lock();
                 ++wt;
                 co_await c.wait(lk, [&] { return g; });
@@ -269,30 +273,32 @@ TEST_P(SyncTest, ConditionVariableWaitWithoutLockThrows) {
 TEST_P(SyncTest, WaitQueueWakeOneAndWakeAll) {
     bool wake_empty = true;
     std::size_t woke_all = 0;
-    int woken = 0;
+    std::atomic<int> woken{0};
     run_on_backend([&]() -> ut::task<> {
         ut::wait_queue q;
-        int waiting = 0;
+        shared_log<int> waiting;
         wake_empty = q.wake_one();
         std::vector<ut::join_handle<void>> hs;
         hs.reserve(4);
         for (int i = 0; i < 4; ++i)
-            hs.push_back(ut::spawn([](ut::wait_queue& wq, int& wt, int& w) -> ut::task<> {
-                ++wt;  // no suspension between this and parking in wait()
-                co_await wq.wait();
-                ++w;
-            }(q, waiting, woken)));
-        co_await yield_until([&] { return waiting >= 4; }, "waiting >= 4");
+            hs.push_back(ut::spawn(
+                [](ut::wait_queue& wq, shared_log<int>& wt, std::atomic<int>& w) -> ut::task<> {
+                    co_await wt.queued(wq.wait(), 0);
+                    ++w;
+                }(q, waiting, woken)));
+        co_await yield_until([&] { return waiting.size() >= 4; }, "waiting.size() >= 4");
         EXPECT_TRUE(q.wake_one());
+        // The woken one records itself; the other three stay parked.
+        co_await yield_until([&] { return woken.load() >= 1; }, "woken >= 1");
         co_await ut::sleep_for(1ms);
-        EXPECT_EQ(woken, 1);
+        EXPECT_EQ(woken.load(), 1);
         woke_all = q.wake_all();
         EXPECT_TRUE(q.empty());
         for (auto& h : hs) co_await h;
     }());
     EXPECT_FALSE(wake_empty);
     EXPECT_EQ(woke_all, 3u);
-    EXPECT_EQ(woken, 4);
+    EXPECT_EQ(woken.load(), 4);
 }
 
 TEST_P(SyncTest, SemaphoreNegativeInitialThrows) {
@@ -301,6 +307,8 @@ TEST_P(SyncTest, SemaphoreNegativeInitialThrows) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, SyncTest, ::testing::ValuesIn(suite_params()),
+                         backend_name{});
+INSTANTIATE_TEST_SUITE_P(FourWorkers, SyncTest, ::testing::ValuesIn(threaded_params()),
                          backend_name{});
 
 }  // namespace

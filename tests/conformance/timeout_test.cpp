@@ -3,6 +3,8 @@
 
 #include "conformance.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -59,17 +61,26 @@ TEST_P(TimeoutTest, SleepUntilNeverEndsEarlyAndPastDeadlineReturns) {
 }
 
 TEST_P(TimeoutTest, ConcurrentSleepersWakeInDeadlineOrder) {
-    std::vector<int> order;
+    shared_log<int> order, early;
     run_on_backend([&]() -> ut::task<> {
         std::vector<ut::join_handle<void>> hs;
         for (int i : {5, 1, 4, 2, 3})
-            hs.push_back(ut::spawn([](int k, std::vector<int>& o) -> ut::task<> {
+            hs.push_back(ut::spawn([](int k, shared_log<int>& o, shared_log<int>& e) -> ut::task<> {
+                auto t0 = ut::now();
                 co_await ut::sleep_for(k * 3ms);
-                o.push_back(k);
-            }(i, order)));
+                if (ut::now() - t0 < k * 3ms) e.add(k);
+                o.add(k);
+            }(i, order, early)));
         for (auto& h : hs) co_await h;
     }());
-    EXPECT_EQ(order, (std::vector<int>{1, 2, 3, 4, 5}));
+    std::vector<int> got = order.values();
+    // One worker fires its timers in deadline order. Sleepers on different
+    // workers wake in deadline order only as far as the OS runs the workers'
+    // threads on time (docs/threads.md); with several workers what must hold is
+    // that each woke once and none before its deadline.
+    if (workers() > 1) std::sort(got.begin(), got.end());
+    EXPECT_EQ(got, (std::vector<int>{1, 2, 3, 4, 5}));
+    EXPECT_EQ(early.size(), 0u) << "a sleeper woke before its deadline";
 }
 
 TEST_P(TimeoutTest, TimeoutErrorOnlyAtOrAfterDeadline) {
@@ -270,11 +281,11 @@ TEST_P(TimeoutTest, ExpiredScopeDoesNotLeakCancellationOutside) {
 }
 
 TEST_P(TimeoutTest, ManyConcurrentTimeoutsAllFire) {
-    int timeouts = 0, early = 0;
+    std::atomic<int> timeouts{0}, early{0};
     run_on_backend([&]() -> ut::task<> {
         co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
             for (int i = 0; i < 200; ++i)
-                n.spawn([](int k, int& to, int& e) -> ut::task<> {
+                n.spawn([](int k, std::atomic<int>& to, std::atomic<int>& e) -> ut::task<> {
                     auto d = std::chrono::microseconds(100 * (k % 20) + 100);
                     auto t0 = ut::now();
                     try {
@@ -287,8 +298,8 @@ TEST_P(TimeoutTest, ManyConcurrentTimeoutsAllFire) {
             co_return;
         });
     }());
-    EXPECT_EQ(timeouts, 200);
-    EXPECT_EQ(early, 0);
+    EXPECT_EQ(timeouts.load(), 200);
+    EXPECT_EQ(early.load(), 0);
 }
 
 TEST_P(TimeoutTest, NegativeDurationsThrowInvalidArgument) {
@@ -330,8 +341,10 @@ TEST_P(TimeoutTest, ZeroTimeoutOnSuspendingOperationTimesOut) {
     EXPECT_TRUE(timed_out);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllBackends, TimeoutTest,
-                         ::testing::ValuesIn(suite_params()), backend_name{});
+INSTANTIATE_TEST_SUITE_P(AllBackends, TimeoutTest, ::testing::ValuesIn(suite_params()),
+                         backend_name{});
+INSTANTIATE_TEST_SUITE_P(FourWorkers, TimeoutTest, ::testing::ValuesIn(threaded_params()),
+                         backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance
