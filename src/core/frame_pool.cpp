@@ -7,8 +7,15 @@
 
 namespace uthreads::detail {
 
+// Net frames of threads that ended: a frame may be allocated on one thread (a
+// foreign thread making a task for runtime_handle::spawn, a worker) and freed
+// on another, so each thread's count is folded in here when it exits, and
+// live_frames() adds it to the calling thread's own.
+std::atomic<long long> folded_frames{0};
+
 namespace {
-// Releases this thread's free lists at thread exit. Registered on the first
+// Releases this thread's free lists at thread exit, and folds its count of live
+// frames into folded_frames. Registered on the first
 // slow-path allocation so that the fast path touches only POD thread_locals.
 struct frame_cache_releaser {
     ~frame_cache_releaser() {
@@ -26,6 +33,8 @@ struct frame_cache_releaser {
             c.lists[cls] = nullptr;
         }
         c.registered = false;
+        folded_frames.fetch_add(c.live, std::memory_order_relaxed);
+        c.live = 0;
     }
 };
 }  // namespace
@@ -47,9 +56,6 @@ void* frame_alloc_slow(std::size_t size) {
     ++c.live;
     return p;
 }
-
-// Net frames of worker threads that ended (see fold_frame_count).
-std::atomic<long long> folded_frames{0};
 
 void fold_frame_count() noexcept {
     frame_cache& c = tls_frame_cache;
