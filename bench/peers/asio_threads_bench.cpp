@@ -37,7 +37,7 @@
 // with threads_bench's names (skynet_ms, fib30_ms, chan_pingpong_ns,
 // spawn_join_many_ns), and RESULT chan_pingpong_xthread_ns <value> ns; commentary
 // on stderr.
-// Usage: asio_threads_bench [--quick]
+// Usage: asio_threads_bench [--quick] [--fib N]   (--fib: measure fib(N), N <= 30)
 
 #include "../harness.hpp"
 
@@ -56,6 +56,7 @@
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <functional>
 #include <string>
@@ -151,26 +152,30 @@ awaitable<long> fib(int n) {
     co_return a + b;
 }
 
-// Calls of fib(n) in the recursion: 2 fib(n+1) - 1.
-constexpr double fib_nodes(int n) {
-    double a = 0, b = 1;  // fib(0), fib(1)
-    for (int i = 0; i < n + 1; ++i) {
-        double c = a + b;
+constexpr long fib_value(int n) {
+    long a = 0, b = 1;  // fib(0), fib(1)
+    for (int i = 0; i < n; ++i) {
+        long c = a + b;
         a = b;
         b = c;
     }
-    return 2 * a - 1;
+    return a;
 }
-constexpr int kFibMeasured = 25;
-static_assert(fib_nodes(30) == 2'692'537 && fib_nodes(25) == 242'785);
+// Calls of fib(n) in the recursion: 2 fib(n+1) - 1.
+constexpr double fib_nodes(int n) {
+    return 2.0 * static_cast<double>(fib_value(n + 1)) - 1;
+}
+static_assert(fib_value(30) == 832040 && fib_nodes(30) == 2'692'537 && fib_nodes(25) == 242'785);
+int g_fib_measured = 25;  // --fib N
 
 // ms for fib(30): fib(25) measured, scaled by the node count.
 awaitable<double> fib_run() {
     auto t0 = Clock::now();
-    long v = co_await fib(kFibMeasured);
+    const int n = g_fib_measured;
+    long v = co_await fib(n);
     double ms = ms_since(t0);
-    if (v != 75025) die("fib: wrong value");
-    co_return ms * fib_nodes(30) / fib_nodes(kFibMeasured);
+    if (v != fib_value(n)) die("fib: wrong value");
+    co_return ms * fib_nodes(30) / fib_nodes(n);
 }
 
 // ---------------------------------------------------------------- ping-pong
@@ -283,11 +288,16 @@ void row(unsigned threads, const char* name, const char* unit,
 int main(int argc, char** argv) {
     bench::program = "asio_threads_bench";
     for (int i = 1; i < argc; ++i) {
-        if (std::string(argv[i]) != "--quick") {
-            std::fprintf(stderr, "usage: %s [--quick]\n", argv[0]);
+        std::string a = argv[i];
+        if (a == "--quick") {
+            g_skynet_leaves = 100'000;
+        } else if (a == "--fib" && i + 1 < argc && std::atoi(argv[i + 1]) >= 2 &&
+                   std::atoi(argv[i + 1]) <= 30) {
+            g_fib_measured = std::atoi(argv[++i]);
+        } else {
+            std::fprintf(stderr, "usage: %s [--quick] [--fib N (2..30, default 25)]\n", argv[0]);
             return 2;
         }
-        g_skynet_leaves = 100'000;
     }
     std::fprintf(stderr, "asio_threads_bench: Boost %d.%d.%d, one io_context run by 1 and by 2 threads, "
                          "%u hardware threads\n",
@@ -297,7 +307,7 @@ int main(int argc, char** argv) {
                  "asio_threads_bench: skynet_ms: skynet %" PRId64 " measured%s; fib30_ms: fib(%d) "
                  "measured, scaled to fib(30) by the node count\n",
                  g_skynet_leaves, g_skynet_leaves == kSkynetFull ? "" : ", scaled to 1M by the node count",
-                 kFibMeasured);
+                 g_fib_measured);
     try {
         for (unsigned threads : {1u, 2u}) {
             row(threads, "skynet_ms", "ms", skynet_run);
