@@ -174,8 +174,9 @@ int main(int argc, char** argv) {
             } else if (a == "--threads" && i + 1 < argc) {
                 int n = std::atoi(argv[++i]);
                 if (n < 1) {
-                    std::fprintf(stderr, "backends_bench: --threads: expected a positive number, got '%s'\n",
-                                 argv[i]);
+                    std::fprintf(
+                        stderr, "backends_bench: --threads: expected a positive number, got '%s'\n",
+                        argv[i]);
                     return usage(argv[0]);
                 }
                 threads = static_cast<unsigned>(n);

@@ -44,12 +44,12 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/concurrent_channel.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/experimental/concurrent_channel.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/version.hpp>
 
 #include <atomic>
@@ -133,20 +133,21 @@ awaitable<double> skynet_run() {
     std::int64_t sum = co_await skynet(0, leaves);
     double ms = ms_since(t0);
     if (sum != expected) {
-        std::fprintf(stderr, "skynet: wrong sum %" PRId64 " (expected %" PRId64 ")\n", sum, expected);
+        std::fprintf(stderr, "skynet: wrong sum %" PRId64 " (expected %" PRId64 ")\n", sum,
+                     expected);
         die("skynet verification failed");
     }
-    co_return ms * skynet_nodes(kSkynetFull) / skynet_nodes(leaves);
+    co_return ms* skynet_nodes(kSkynetFull) / skynet_nodes(leaves);
 }
 
 // ---------------------------------------------------------------- fib(30)
 awaitable<long> fib(int n) {
     if (n < 2) co_return n;
     auto ex = co_await asio::this_coro::executor;
-    auto [order, e1, a, e2, b] =
-        co_await asio::experimental::make_parallel_group(asio::co_spawn(ex, fib(n - 1), asio::deferred),
-                                                         asio::co_spawn(ex, fib(n - 2), asio::deferred))
-            .async_wait(asio::experimental::wait_for_all(), use_awaitable);
+    auto [order, e1, a, e2, b] = co_await asio::experimental::make_parallel_group(
+                                     asio::co_spawn(ex, fib(n - 1), asio::deferred),
+                                     asio::co_spawn(ex, fib(n - 2), asio::deferred))
+                                     .async_wait(asio::experimental::wait_for_all(), use_awaitable);
     if (e1) std::rethrow_exception(e1);
     if (e2) std::rethrow_exception(e2);
     co_return a + b;
@@ -175,7 +176,7 @@ awaitable<double> fib_run() {
     long v = co_await fib(n);
     double ms = ms_since(t0);
     if (v != fib_value(n)) die("fib: wrong value");
-    co_return ms * fib_nodes(30) / fib_nodes(n);
+    co_return ms* fib_nodes(30) / fib_nodes(n);
 }
 
 // ---------------------------------------------------------------- ping-pong
@@ -215,11 +216,10 @@ awaitable<double> pingpong_run() {
     channel_t a(ex, 1), b(ex, 1);
     hop_meter m;
     auto t0 = Clock::now();
-    auto [order, e1, e2] =
-        co_await asio::experimental::make_parallel_group(
-            asio::co_spawn(ex, bouncer(a, b, true, m), asio::deferred),
-            asio::co_spawn(ex, bouncer(b, a, false, m), asio::deferred))
-            .async_wait(asio::experimental::wait_for_all(), use_awaitable);
+    auto [order, e1, e2] = co_await asio::experimental::make_parallel_group(
+                               asio::co_spawn(ex, bouncer(a, b, true, m), asio::deferred),
+                               asio::co_spawn(ex, bouncer(b, a, false, m), asio::deferred))
+                               .async_wait(asio::experimental::wait_for_all(), use_awaitable);
     double ns = ns_since(t0) / kPingPongs;
     if (e1) std::rethrow_exception(e1);
     if (e2) std::rethrow_exception(e2);
@@ -251,7 +251,9 @@ double pingpong_xthread_once() {
 // ---------------------------------------------------------------- spawn+join
 constexpr int kProducers = 8, kPerProducer = 20'000;
 
-awaitable<int> one() { co_return 1; }
+awaitable<int> one() {
+    co_return 1;
+}
 
 awaitable<std::int64_t> producer() {
     auto ex = co_await asio::this_coro::executor;
@@ -266,7 +268,8 @@ awaitable<double> spawn_join_many_run() {
     std::vector<op_t> ops;
     ops.reserve(kProducers);
     auto t0 = Clock::now();
-    for (int p = 0; p < kProducers; ++p) ops.push_back(asio::co_spawn(ex, producer(), asio::deferred));
+    for (int p = 0; p < kProducers; ++p)
+        ops.push_back(asio::co_spawn(ex, producer(), asio::deferred));
     auto [order, excs, sums] = co_await asio::experimental::make_parallel_group(std::move(ops))
                                    .async_wait(asio::experimental::wait_for_all(), use_awaitable);
     double ns = ns_since(t0) / (kProducers * kPerProducer);
@@ -299,22 +302,25 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
-    std::fprintf(stderr, "asio_threads_bench: Boost %d.%d.%d, one io_context run by 1 and by 2 threads, "
-                         "%u hardware threads\n",
+    std::fprintf(stderr,
+                 "asio_threads_bench: Boost %d.%d.%d, one io_context run by 1 and by 2 threads, "
+                 "%u hardware threads\n",
                  BOOST_VERSION / 100000, BOOST_VERSION / 100 % 1000, BOOST_VERSION % 100,
                  std::thread::hardware_concurrency());
     std::fprintf(stderr,
                  "asio_threads_bench: skynet_ms: skynet %" PRId64 " measured%s; fib30_ms: fib(%d) "
                  "measured, scaled to fib(30) by the node count\n",
-                 g_skynet_leaves, g_skynet_leaves == kSkynetFull ? "" : ", scaled to 1M by the node count",
+                 g_skynet_leaves,
+                 g_skynet_leaves == kSkynetFull ? "" : ", scaled to 1M by the node count",
                  g_fib_measured);
     try {
         for (unsigned threads : {1u, 2u}) {
             row(threads, "skynet_ms", "ms", skynet_run);
             row(threads, "fib30_ms", "ms", fib_run);
             row(threads, "chan_pingpong_ns", "ns", pingpong_run);
-            std::fprintf(stderr, "  chan_pingpong_ns_%uw: %.1f%% of the hops (last run) were received on "
-                                 "another thread than the one that sent them\n",
+            std::fprintf(stderr,
+                         "  chan_pingpong_ns_%uw: %.1f%% of the hops (last run) were received on "
+                         "another thread than the one that sent them\n",
                          threads, 100 * g_crossed_share.load());
             row(threads, "spawn_join_many_ns", "ns", spawn_join_many_run);
         }

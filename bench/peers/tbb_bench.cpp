@@ -33,7 +33,6 @@
 #include <string>
 #include <thread>
 
-
 namespace {
 
 using bench::Clock;
@@ -51,7 +50,9 @@ std::int64_t skynet(std::int64_t num, std::int64_t size) {
     std::array<std::int64_t, 10> sums{};
     tbb::task_group g;
     for (std::int64_t i = 0; i < 10; ++i)
-        g.run([&sums, i, num, sub] { sums[static_cast<std::size_t>(i)] = skynet(num + i * sub, sub); });
+        g.run([&sums, i, num, sub] {
+            sums[static_cast<std::size_t>(i)] = skynet(num + i * sub, sub);
+        });
     g.wait();
     std::int64_t sum = 0;
     for (auto s : sums) sum += s;
@@ -63,7 +64,8 @@ double skynet_run() {
     std::int64_t sum = skynet(0, kSkynetLeaves);
     double ms = ms_since(t0);
     if (sum != kSkynetSum) {
-        std::fprintf(stderr, "skynet: wrong sum %" PRId64 " (expected %" PRId64 ")\n", sum, kSkynetSum);
+        std::fprintf(stderr, "skynet: wrong sum %" PRId64 " (expected %" PRId64 ")\n", sum,
+                     kSkynetSum);
         die("skynet verification failed");
     }
     return ms;
@@ -89,7 +91,8 @@ double fib_run() {
 }
 
 // Warm-up and best of 3 of `run`, every run inside `arena`.
-void row(tbb::task_arena& arena, int threads, const char* name, const std::function<double()>& run) {
+void row(tbb::task_arena& arena, int threads, const char* name,
+         const std::function<double()>& run) {
     std::string label = std::string(name) + "_" + std::to_string(threads) + "w";
     double best = bench::best_of_3(label.c_str(), [&] {
         double v = 0;
