@@ -83,7 +83,7 @@ double run_once(unsigned threads, const std::function<awaitable<double>()>& make
     double out = -1;
     std::exception_ptr err;
     asio::co_spawn(ctx, make(), [&](std::exception_ptr e, double v) {
-        err = e;
+        err = std::move(e);
         out = v;
     });
     std::vector<std::thread> others;
@@ -106,8 +106,8 @@ constexpr double skynet_nodes(std::int64_t leaves) {
     for (std::int64_t l = leaves; l >= 1; l /= 10) n += static_cast<double>(l);
     return n;
 }
-constexpr std::int64_t kSkynetFull = 1'000'000;
-std::int64_t g_skynet_leaves = kSkynetFull;  // 100,000 with --quick
+constexpr std::int64_t skynet_full = 1'000'000;
+std::int64_t g_skynet_leaves = skynet_full;  // 100,000 with --quick
 
 awaitable<std::int64_t> skynet(std::int64_t num, std::int64_t size) {
     if (size == 1) co_return num;
@@ -137,7 +137,7 @@ awaitable<double> skynet_run() {
                      expected);
         die("skynet verification failed");
     }
-    co_return ms* skynet_nodes(kSkynetFull) / skynet_nodes(leaves);
+    co_return ms* skynet_nodes(skynet_full) / skynet_nodes(leaves);
 }
 
 // ---------------------------------------------------------------- fib(30)
@@ -180,7 +180,7 @@ awaitable<double> fib_run() {
 }
 
 // ---------------------------------------------------------------- ping-pong
-constexpr int kPingPongs = 200'000;
+constexpr int ping_pongs = 200'000;
 
 // Which thread sent the value in flight, and how many hops were received on
 // another thread. Only the coroutine holding the value touches them, and the
@@ -198,7 +198,7 @@ awaitable<void> bouncer(channel_t& in, channel_t& out, bool serve, hop_meter& m)
     }
     for (;;) {
         int v = co_await in.async_receive(asio::redirect_error(use_awaitable, ec));
-        if (ec || v >= kPingPongs) {
+        if (ec || v >= ping_pongs) {
             out.close();
             co_return;
         }
@@ -220,10 +220,10 @@ awaitable<double> pingpong_run() {
                                asio::co_spawn(ex, bouncer(a, b, true, m), asio::deferred),
                                asio::co_spawn(ex, bouncer(b, a, false, m), asio::deferred))
                                .async_wait(asio::experimental::wait_for_all(), use_awaitable);
-    double ns = ns_since(t0) / kPingPongs;
+    double ns = ns_since(t0) / ping_pongs;
     if (e1) std::rethrow_exception(e1);
     if (e2) std::rethrow_exception(e2);
-    g_crossed_share = static_cast<double>(m.crossed) / kPingPongs;
+    g_crossed_share = static_cast<double>(m.crossed) / ping_pongs;
     co_return ns;
 }
 
@@ -236,20 +236,20 @@ double pingpong_xthread_once() {
     hop_meter m;
     std::exception_ptr err1, err2;
     auto t0 = Clock::now();
-    asio::co_spawn(c1, bouncer(a, b, true, m), [&](std::exception_ptr e) { err1 = e; });
-    asio::co_spawn(c2, bouncer(b, a, false, m), [&](std::exception_ptr e) { err2 = e; });
+    asio::co_spawn(c1, bouncer(a, b, true, m), [&](std::exception_ptr e) { err1 = std::move(e); });
+    asio::co_spawn(c2, bouncer(b, a, false, m), [&](std::exception_ptr e) { err2 = std::move(e); });
     std::thread other([&c2] { c2.run(); });
     c1.run();
     other.join();
-    double ns = ns_since(t0) / kPingPongs;
+    double ns = ns_since(t0) / ping_pongs;
     if (err1) std::rethrow_exception(err1);
     if (err2) std::rethrow_exception(err2);
-    if (m.crossed < kPingPongs - 1) die("ping-pong across io_contexts: a hop stayed on one thread");
+    if (m.crossed < ping_pongs - 1) die("ping-pong across io_contexts: a hop stayed on one thread");
     return ns;
 }
 
 // ---------------------------------------------------------------- spawn+join
-constexpr int kProducers = 8, kPerProducer = 20'000;
+constexpr int producers = 8, per_producer = 20'000;
 
 awaitable<int> one() {
     co_return 1;
@@ -258,7 +258,7 @@ awaitable<int> one() {
 awaitable<std::int64_t> producer() {
     auto ex = co_await asio::this_coro::executor;
     std::int64_t s = 0;
-    for (int i = 0; i < kPerProducer; ++i) s += co_await asio::co_spawn(ex, one(), use_awaitable);
+    for (int i = 0; i < per_producer; ++i) s += co_await asio::co_spawn(ex, one(), use_awaitable);
     co_return s;
 }
 
@@ -266,16 +266,16 @@ awaitable<double> spawn_join_many_run() {
     auto ex = co_await asio::this_coro::executor;
     using op_t = decltype(asio::co_spawn(ex, producer(), asio::deferred));
     std::vector<op_t> ops;
-    ops.reserve(kProducers);
+    ops.reserve(producers);
     auto t0 = Clock::now();
-    for (int p = 0; p < kProducers; ++p)
+    for (int p = 0; p < producers; ++p)
         ops.push_back(asio::co_spawn(ex, producer(), asio::deferred));
     auto [order, excs, sums] = co_await asio::experimental::make_parallel_group(std::move(ops))
                                    .async_wait(asio::experimental::wait_for_all(), use_awaitable);
-    double ns = ns_since(t0) / (kProducers * kPerProducer);
+    double ns = ns_since(t0) / (producers * per_producer);
     rethrow_any(excs);
     for (auto s : sums)
-        if (s != kPerProducer) die("spawn_join_many: wrong sum");
+        if (s != per_producer) die("spawn_join_many: wrong sum");
     co_return ns;
 }
 
@@ -311,7 +311,7 @@ int main(int argc, char** argv) {
                  "asio_threads_bench: skynet_ms: skynet %" PRId64 " measured%s; fib30_ms: fib(%d) "
                  "measured, scaled to fib(30) by the node count\n",
                  g_skynet_leaves,
-                 g_skynet_leaves == kSkynetFull ? "" : ", scaled to 1M by the node count",
+                 g_skynet_leaves == skynet_full ? "" : ", scaled to 1M by the node count",
                  g_fib_measured);
     try {
         for (unsigned threads : {1u, 2u}) {

@@ -41,8 +41,8 @@ using bench::ms_since;
 using bench::result;
 
 // ---------------------------------------------------------------- skynet
-constexpr std::int64_t kSkynetLeaves = 1'000'000;
-constexpr std::int64_t kSkynetSum = kSkynetLeaves * (kSkynetLeaves - 1) / 2;
+constexpr std::int64_t skynet_leaves = 1'000'000;
+constexpr std::int64_t skynet_sum = skynet_leaves * (skynet_leaves - 1) / 2;
 
 std::int64_t skynet(std::int64_t num, std::int64_t size) {
     if (size == 1) return num;
@@ -61,11 +61,11 @@ std::int64_t skynet(std::int64_t num, std::int64_t size) {
 
 double skynet_run() {
     auto t0 = Clock::now();
-    std::int64_t sum = skynet(0, kSkynetLeaves);
+    std::int64_t sum = skynet(0, skynet_leaves);
     double ms = ms_since(t0);
-    if (sum != kSkynetSum) {
+    if (sum != skynet_sum) {
         std::fprintf(stderr, "skynet: wrong sum %" PRId64 " (expected %" PRId64 ")\n", sum,
-                     kSkynetSum);
+                     skynet_sum);
         die("skynet verification failed");
     }
     return ms;
