@@ -13,16 +13,16 @@
 // Build: clang++ -std=c++20 -O2 -pthread asio_bench.cpp -o asio_bench
 
 #include "../harness.hpp"
+#include <boost/version.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/channel.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/version.hpp>
+#include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -104,8 +104,7 @@ awaitable<double> skynet_run() {
     std::int64_t sum = co_await skynet(0, kSkynetLeaves);
     double ms = ms_since(t0);
     if (sum != kSkynetSum) {
-        std::fprintf(stderr, "skynet: wrong sum %" PRId64 " (expected %" PRId64 ")\n", sum,
-                     kSkynetSum);
+        std::fprintf(stderr, "skynet: wrong sum %" PRId64 " (expected %" PRId64 ")\n", sum, kSkynetSum);
         die("skynet verification failed");
     }
     co_return ms;
@@ -127,9 +126,7 @@ void bench_skynet() {
 constexpr int kSpawnTotal = 1'000'000;
 constexpr int kSpawnBatch = 1000;
 
-awaitable<void> trivial() {
-    co_return;
-}
+awaitable<void> trivial() { co_return; }
 
 awaitable<double> spawn_join_run() {
     auto ex = co_await asio::this_coro::executor;
@@ -138,8 +135,7 @@ awaitable<double> spawn_join_run() {
     for (int done = 0; done < kSpawnTotal; done += kSpawnBatch) {
         std::vector<op_t> ops;
         ops.reserve(kSpawnBatch);
-        for (int i = 0; i < kSpawnBatch; ++i)
-            ops.push_back(asio::co_spawn(ex, trivial(), asio::deferred));
+        for (int i = 0; i < kSpawnBatch; ++i) ops.push_back(asio::co_spawn(ex, trivial(), asio::deferred));
         auto [order, excs] = co_await asio::experimental::make_parallel_group(std::move(ops))
                                  .async_wait(asio::experimental::wait_for_all(), use_awaitable);
         for (auto& e : excs)
@@ -225,8 +221,7 @@ awaitable<double> mutex_run() {
     using op_t = decltype(asio::co_spawn(ex, locker(token, 1, counter), asio::deferred));
     std::vector<op_t> ops;
     for (int k = 0; k < kLockers; ++k)
-        ops.push_back(
-            asio::co_spawn(ex, locker(token, kLocksTotal / kLockers, counter), asio::deferred));
+        ops.push_back(asio::co_spawn(ex, locker(token, kLocksTotal / kLockers, counter), asio::deferred));
     auto t0 = Clock::now();
     co_await asio::experimental::make_parallel_group(std::move(ops))
         .async_wait(asio::experimental::wait_for_all(), use_awaitable);
@@ -274,10 +269,8 @@ int main() {
     try {
         bench_skynet();  // first, in a forked child: its VmHWM is skynet's only
         result("spawn_join_ns", best_of_3("spawn_join_ns", spawn_join_run), "ns");
-        result("chan0_pingpong_ns", best_of_3("chan0_pingpong_ns", [] { return pingpong_run(0); }),
-               "ns");
-        result("chan1_pingpong_ns", best_of_3("chan1_pingpong_ns", [] { return pingpong_run(1); }),
-               "ns");
+        result("chan0_pingpong_ns", best_of_3("chan0_pingpong_ns", [] { return pingpong_run(0); }), "ns");
+        result("chan1_pingpong_ns", best_of_3("chan1_pingpong_ns", [] { return pingpong_run(1); }), "ns");
         result("yield_ns", best_of_3("yield_ns", yield_run), "ns");
         result("mutex_handoff_ns", best_of_3("mutex_handoff_ns", mutex_run), "ns");
         bench_nesting();
