@@ -15,6 +15,13 @@
 //                    twice the spawns: the idiomatic cost of fork-join in Asio.
 //                    fib(30) takes 4-13 s a run here, so fib(25) is run and its time
 //                    scaled to fib(30) by the node count (2,692,537 / 242,785).
+//                    The scaling is rough: the co_spawned children are queued FIFO,
+//                    so the tree is walked breadth-first and its live frames (and
+//                    the cost of a node) grow with the tree, and in one process the
+//                    runs after the first are often 2x slower than it (allocation
+//                    from a heap fragmented by the previous run). On a loaded 2-core
+//                    machine fib(30) measured in full came out 0.4x to 1x of the
+//                    scaled fib(25) figure. Use --fib 30 to measure it in full.
 //   chan_pingpong    two coroutines bounce a counter through two capacity-1
 //                    concurrent_channels until it reaches 200,000; ns per one-way
 //                    hand-off. Asio does not move a coroutine to the other thread
