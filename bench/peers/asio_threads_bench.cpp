@@ -20,7 +20,7 @@
 //                    the cost of a node) grow with the tree, and in one process the
 //                    runs after the first are often 2x slower than it (allocation
 //                    from a heap fragmented by the previous run). On a loaded 2-core
-//                    machine fib(30) measured in full came out 0.4x to 1x of the
+//                    machine fib(30) measured in full came out 0.4x to 1.5x the
 //                    scaled fib(25) figure. Use --fib 30 to measure it in full.
 //   chan_pingpong    two coroutines bounce a counter through two capacity-1
 //                    concurrent_channels until it reaches 200,000; ns per one-way
