@@ -18,7 +18,7 @@
 //                    The scaling is rough: the co_spawned children are queued FIFO,
 //                    so the tree is walked breadth-first and its live frames (and
 //                    the cost of a node) grow with the tree, and in one process the
-//                    runs after the first are often 2x slower than it (allocation
+//                    runs after the first are often 2x slower than it (probably allocation
 //                    from a heap fragmented by the previous run). On a loaded 2-core
 //                    machine fib(30) measured in full came out 0.4x to 1.5x the
 //                    scaled fib(25) figure. Use --fib 30 to measure it in full.
