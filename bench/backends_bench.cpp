@@ -111,17 +111,36 @@ ut::task<> echo_connection(ut::tcp_stream s) {
     }
 }
 
+// The accept loop owns its listener: binds it, gives its port, serves until
+// cancelled and closes it, all in one microthread. With several workers that keeps
+// the listener on one worker: a descriptor cannot yet be closed on another worker
+// than the one it was registered on (docs/threads.md), and the spawned server may
+// be stolen by another worker before it first waits on the listener.
+ut::task<> echo_server(ut::promise<std::uint16_t> port) {
+    std::optional<ut::tcp_listener> listener;
+    try {
+        listener.emplace(ut::tcp_listener::bind("127.0.0.1", 0));
+    } catch (...) {
+        port.set_exception(std::current_exception());
+        throw;
+    }
+    port.set_value(listener->port());
+    co_await ut::serve_tcp(*listener, echo_connection);
+}
+
 // The main microthread: serve until the meter thread (echo_bench::session) has seen
 // the client finish every depth and completes `stop`, then cancel the server. By
 // then the client has closed its connections, so only the accept loop is left.
 ut::task<std::vector<echo_bench::depth_result>>
 echo_run(echo_bench::client_process& client, const echo_bench::config& cfg, std::string label) {
-    ut::tcp_listener listener = ut::tcp_listener::bind("127.0.0.1", 0);
+    ut::promise<std::uint16_t> port;
+    ut::future<std::uint16_t> bound = port.get_future();
+    auto server = ut::spawn(echo_server(std::move(port)), "echo server");
+    const std::uint16_t listening = co_await bound;
     ut::promise<> stop;
     ut::future<> stopped = stop.get_future();
-    echo_bench::session meter(client, listener.port(), cfg, std::move(label),
+    echo_bench::session meter(client, listening, cfg, std::move(label),
                               [&stop] { stop.set_value(); });
-    auto server = ut::spawn(ut::serve_tcp(listener, echo_connection), "echo server");
     co_await stopped;
     server.cancel();
     try {
