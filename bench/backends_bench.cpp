@@ -17,13 +17,19 @@
 // The peers in bench/peers/ (epoll_echo_bench, libuv_echo_bench, asio_echo_bench) run
 // the same echo workload on raw epoll, raw libuv and Boost.Asio coroutines.
 //
-// Usage: bench_backends [backend...] [--sched-only | --echo-only] [echo options]
+// Usage: bench_backends [backend...] [--sched-only | --echo-only] [--threads N]
+//                       [echo options]
 // Without backend names, every name in ut::available_backends() is measured.
+// --threads N runs every runtime with options.threads = N (default 1); the rows are
+// then labelled <backend>_<N>w (scripts/run-bench's issue 5 table: the echo server
+// on 2 workers).
 //
 // Output contract (consumed by scripts/run-bench): stdout carries only lines
-//     RESULT <name>@<backend> <value> <unit>
-// Everything else goes to stderr. A backend that fails is reported on stderr, its
-// rows are missing, the others still run, and the exit status is 1.
+//     RESULT <name>@<label> <value> <unit>
+//     FAILED <label> <why>
+// (label: the backend, or <backend>_<N>w). Everything else goes to stderr. A
+// backend that fails is reported on stderr and by a FAILED line, its rows are
+// missing, the others still run, and the exit status is 1.
 //
 // Every measurement runs in a forked child process: the scheduler rows in one per
 // backend, the echo server in one per backend and depth (see echo_client.hpp for why
@@ -105,17 +111,36 @@ ut::task<> echo_connection(ut::tcp_stream s) {
     }
 }
 
+// The accept loop owns its listener: binds it, gives its port, serves until
+// cancelled and closes it, all in one microthread. With several workers that keeps
+// the listener on one worker: a descriptor cannot yet be closed on another worker
+// than the one it was registered on (docs/threads.md), and the spawned server may
+// be stolen by another worker before it first waits on the listener.
+ut::task<> echo_server(ut::promise<std::uint16_t> port) {
+    std::optional<ut::tcp_listener> listener;
+    try {
+        listener.emplace(ut::tcp_listener::bind("127.0.0.1", 0));
+    } catch (...) {
+        port.set_exception(std::current_exception());
+        throw;
+    }
+    port.set_value(listener->port());
+    co_await ut::serve_tcp(*listener, echo_connection);
+}
+
 // The main microthread: serve until the meter thread (echo_bench::session) has seen
 // the client finish every depth and completes `stop`, then cancel the server. By
 // then the client has closed its connections, so only the accept loop is left.
 ut::task<std::vector<echo_bench::depth_result>>
 echo_run(echo_bench::client_process& client, const echo_bench::config& cfg, std::string label) {
-    ut::tcp_listener listener = ut::tcp_listener::bind("127.0.0.1", 0);
+    ut::promise<std::uint16_t> port;
+    ut::future<std::uint16_t> bound = port.get_future();
+    auto server = ut::spawn(echo_server(std::move(port)), "echo server");
+    const std::uint16_t listening = co_await bound;
     ut::promise<> stop;
     ut::future<> stopped = stop.get_future();
-    echo_bench::session meter(client, listener.port(), cfg, std::move(label),
+    echo_bench::session meter(client, listening, cfg, std::move(label),
                               [&stop] { stop.set_value(); });
-    auto server = ut::spawn(ut::serve_tcp(listener, echo_connection), "echo server");
     co_await stopped;
     server.cancel();
     try {
@@ -131,8 +156,9 @@ ut::task<std::string> backend_name() {
 
 int usage(const char* argv0) {
     std::fprintf(stderr,
-                 "usage: %s [backend...] [--sched-only | --echo-only] [options]\n"
+                 "usage: %s [backend...] [--sched-only | --echo-only] [--threads N] [options]\n"
                  "  backend: any of ut::available_backends(); default: all of them\n"
+                 "  --threads N       workers of every runtime (options.threads, default 1)\n"
                  "  --sched-rounds N  rounds of the scheduler rows (default 3)\n"
                  "  --echo-rounds N   rounds of the echo rows (default 2; 1 with --quick)\n%s",
                  argv0, echo_bench::options_usage);
@@ -154,6 +180,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> names;
     bool sched = true, echo = true;
     int sched_rounds = 3, echo_rounds = 2;
+    unsigned threads = 1;
     try {
         for (int i = 1; i < argc; ++i) {
             std::string a = argv[i];
@@ -163,6 +190,15 @@ int main(int argc, char** argv) {
                 int n = std::atoi(argv[++i]);
                 if (n < 1) return usage(argv[0]);
                 (a == "--sched-rounds" ? sched_rounds : echo_rounds) = n;
+            } else if (a == "--threads" && i + 1 < argc) {
+                int n = std::atoi(argv[++i]);
+                if (n < 1) {
+                    std::fprintf(
+                        stderr, "backends_bench: --threads: expected a positive number, got '%s'\n",
+                        argv[i]);
+                    return usage(argv[0]);
+                }
+                threads = static_cast<unsigned>(n);
             } else if (a == "--sched-only") {
                 echo = false;
             } else if (a == "--echo-only") {
@@ -210,6 +246,10 @@ int main(int argc, char** argv) {
                      why.c_str());
         failed.emplace(name, why);
     };
+    // Row label of a backend: its name, suffixed with the worker count when > 1.
+    auto label_of = [threads](const std::string& name) {
+        return threads == 1 ? name : name + "_" + std::to_string(threads) + "w";
+    };
 
     if (sched) {
         std::map<std::string, std::pair<double, double>> best;  // spawn_join, chan1
@@ -220,6 +260,7 @@ int main(int argc, char** argv) {
                 if (failed.count(name)) continue;
                 ut::options opts;
                 opts.backend = name;
+                opts.threads = threads;
                 try {
                     auto v = echo_bench::in_child<double>([&] {
                         std::string running = ut::run(backend_name(), opts);
@@ -243,8 +284,8 @@ int main(int argc, char** argv) {
         for (const auto& name : names) {
             auto it = best.find(name);
             if (it == best.end() || failed.count(name)) continue;
-            result("spawn_join_ns@" + name, it->second.first, "ns");
-            result("chan1_pingpong_ns@" + name, it->second.second, "ns");
+            result("spawn_join_ns@" + label_of(name), it->second.first, "ns");
+            result("chan1_pingpong_ns@" + label_of(name), it->second.second, "ns");
         }
     }
 
@@ -257,9 +298,10 @@ int main(int argc, char** argv) {
                 if (failed.count(name)) continue;
                 ut::options opts;
                 opts.backend = name;
+                opts.threads = threads;
                 try {
                     auto rs = echo_bench::measure(cfg, [&](const echo_bench::config& one) {
-                        return ut::run(echo_run(*client, one, name), opts);
+                        return ut::run(echo_run(*client, one, label_of(name)), opts);
                     });
                     for (const auto& r : rs) {
                         auto [it, fresh] = best[name].try_emplace({r.connections, r.depth}, r);
@@ -274,12 +316,14 @@ int main(int argc, char** argv) {
             if (failed.count(name) || !best.count(name)) continue;
             std::vector<echo_bench::depth_result> rs;
             for (const auto& [key, r] : best[name]) rs.push_back(r);
-            echo_bench::print_results(name, rs);
+            echo_bench::print_results(label_of(name), rs);
         }
     }
 
-    for (const auto& [name, why] : failed)
+    for (const auto& [name, why] : failed) {
         std::fprintf(stderr, "backends_bench: backend \"%s\" FAILED: %s\n", name.c_str(),
                      why.c_str());
+        std::printf("FAILED %s %s\n", label_of(name).c_str(), why.c_str());
+    }
     return failed.empty() ? 0 : 1;
 }

@@ -10,9 +10,13 @@
 #                                 (Asio) + Threads, no uthreads. A peer whose file name
 #                                 contains "uv" (bench/peers/libuv_echo_bench.cpp) also
 #                                 links libuv (pkg-config); without libuv it is skipped.
+#                                 One whose name contains "tbb" (bench/peers/tbb_bench.cpp)
+#                                 links oneTBB (find_package(TBB CONFIG), Debian libtbb-dev);
+#                                 without oneTBB it is skipped with a message.
 # A file not ending in _bench.cpp keeps its whole stem: bench/foo.cpp -> bench_foo.
 # scripts/run-bench expects bench/bench_core and bench/peers/asio_bench; for its second
-# table (backends) bench/bench_backends and bench/peers/{epoll,libuv,asio}_echo_bench.
+# table (backends) bench/bench_backends and bench/peers/{epoll,libuv,asio}_echo_bench; for
+# the issue 5 table bench/bench_threads and bench/peers/{tbb,asio_threads}_bench.
 
 if(NOT UTHREADS_SANITIZE STREQUAL "")
     message(STATUS "uthreads: benchmarks are never sanitized; skipped in this build")
@@ -57,6 +61,7 @@ if(_uthreads_peer_benches)
     if(PkgConfig_FOUND)
         pkg_check_modules(UTHREADS_BENCH_LIBUV QUIET IMPORTED_TARGET libuv)
     endif()
+    find_package(TBB CONFIG QUIET)
 endif()
 foreach(_source IN LISTS _uthreads_peer_benches)
     uthreads_bench_name(_name bench_peer_ "${_source}")
@@ -65,10 +70,17 @@ foreach(_source IN LISTS _uthreads_peer_benches)
         message(STATUS "uthreads: libuv not found (Debian: libuv1-dev); bench/peers/${_stem} skipped")
         continue()
     endif()
+    if(_stem MATCHES "tbb" AND NOT TARGET TBB::tbb)
+        message(STATUS "uthreads: oneTBB not found (Debian: libtbb-dev); bench/peers/${_stem} skipped")
+        continue()
+    endif()
     add_executable(${_name} "${_source}")
     target_link_libraries(${_name} PRIVATE Boost::headers Threads::Threads)
     if(_stem MATCHES "uv")
         target_link_libraries(${_name} PRIVATE PkgConfig::UTHREADS_BENCH_LIBUV)
+    endif()
+    if(_stem MATCHES "tbb")
+        target_link_libraries(${_name} PRIVATE TBB::tbb)
     endif()
     uthreads_bench_common(${_name})
     set_target_properties(${_name} PROPERTIES

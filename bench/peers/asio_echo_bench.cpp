@@ -2,15 +2,18 @@
 // written idiomatically with Boost.Asio (1.81) C++20 coroutines — co_spawn per
 // connection, async_read_some / async_write with use_awaitable — on a
 // single-threaded io_context (concurrency hint 1), measured by the same client and
-// meter (bench/echo_client.hpp). Rows are labelled @asio_coro.
+// meter (bench/echo_client.hpp). Rows are labelled @asio_coro. With --threads N
+// (N > 1) the io_context (concurrency hint N) is run by N threads — this one and
+// N - 1 others; a connection's coroutine runs on whichever of them Asio picks —
+// and rows are labelled @asio_coro_<N>t.
 //
 // Facts about Asio this relies on: io_context::stop() is thread-safe (the meter
 // thread calls it); destroying the io_context destroys the suspended accept loop's
 // coroutine frame, which closes the acceptor. End of stream arrives as an exception
 // (asio::error::eof) from async_read_some, once per connection, not per message.
 //
-// Output: RESULT echo_d<depth>_{msgs_per_s,user_ns,cpu_ns}@asio_coro lines on stdout.
-// Usage: asio_echo_bench [echo options] (see echo_client.hpp).
+// Output: RESULT echo_d<depth>_{msgs_per_s,user_ns,cpu_ns}@<label> lines on stdout.
+// Usage: asio_echo_bench [--threads N] [echo options] (see echo_client.hpp).
 
 #include "echo_client.hpp"
 
@@ -24,7 +27,10 @@
 #include <boost/version.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
+#include <string>
+#include <thread>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -55,24 +61,55 @@ awaitable<void> listen(tcp::acceptor& acceptor) {
     }
 }
 
+// Threads running the io_context (--threads).
+int g_threads = 1;
+
+std::string label() {
+    return g_threads == 1 ? "asio_coro" : "asio_coro_" + std::to_string(g_threads) + "t";
+}
+
 std::vector<echo_bench::depth_result> run(echo_bench::client_process& client,
                                           const echo_bench::config& cfg) {
-    asio::io_context io(1);  // concurrency hint 1: single-threaded
+    asio::io_context io(g_threads);  // concurrency hint: the number of threads running it
     tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    echo_bench::session meter(client, acceptor.local_endpoint().port(), cfg, "asio_coro",
+    echo_bench::session meter(client, acceptor.local_endpoint().port(), cfg, label(),
                               [&io] { io.stop(); });
     asio::co_spawn(io, listen(acceptor), [](std::exception_ptr e) {
         if (e) std::rethrow_exception(e);
     });
-    io.run();  // returns once the meter thread called io.stop()
+    // Every run() returns once the meter thread called io.stop().
+    std::vector<std::thread> others;
+    for (int i = 1; i < g_threads; ++i) others.emplace_back([&io] { io.run(); });
+    io.run();
+    for (auto& t : others) t.join();
     return meter.finish();
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    const std::string banner = "Boost " + std::to_string(BOOST_VERSION / 100000) + "." +
-                               std::to_string(BOOST_VERSION / 100 % 1000) + "." +
-                               std::to_string(BOOST_VERSION % 100) + ", single-threaded io_context";
-    return echo_bench::peer_main(argc, argv, "asio_echo_bench", "asio_coro", banner, run);
+    // --threads N is ours; everything else goes to peer_main (the echo options).
+    std::vector<char*> rest{argv[0]};
+    for (int i = 1; i < argc; ++i) {
+        if (std::string(argv[i]) != "--threads") {
+            rest.push_back(argv[i]);
+            continue;
+        }
+        char* end = nullptr;
+        long n = i + 1 < argc ? std::strtol(argv[i + 1], &end, 10) : 0;
+        if (i + 1 >= argc || *end != '\0' || n < 1 || n > 64) {
+            std::fprintf(stderr, "asio_echo_bench: --threads: expected 1 to 64, got '%s'\n",
+                         i + 1 < argc ? argv[i + 1] : "");
+            return 2;
+        }
+        g_threads = static_cast<int>(n);
+        ++i;
+    }
+    const std::string banner =
+        "Boost " + std::to_string(BOOST_VERSION / 100000) + "." +
+        std::to_string(BOOST_VERSION / 100 % 1000) + "." + std::to_string(BOOST_VERSION % 100) +
+        (g_threads == 1 ? std::string(", single-threaded io_context")
+                        : ", io_context run by " + std::to_string(g_threads) + " threads");
+    return echo_bench::peer_main(static_cast<int>(rest.size()), rest.data(), "asio_echo_bench",
+                                 label(), banner, run);
 }
