@@ -111,13 +111,13 @@ inline bool has_suffix(const std::string& s, std::string_view suffix) {
 /// signal, reader) wait for descriptors to follow their microthreads between workers,
 /// and sync, nursery, timeout, bridge, budget, channel, leak, file, dns and spawn for their tests to stop sharing plain containers between
 /// children that now run in parallel (docs/threads.md).
-/// Not "sim" yet: each worker's sim backend has its own virtual clock, which
-/// jumps when that worker is idle, so virtual durations measured across workers
-/// are meaningless (docs/threads.md).
+/// "sim_x4" runs on one virtual clock shared by the 4 workers (it jumps when all
+/// are idle), but its schedule is not reproducible from the seed: the workers are
+/// real threads (docs/threads.md).
 inline std::vector<std::string> threaded_params() {
     std::vector<std::string> out;
     for (const std::string& b : ut::available_backends())
-        if (b != "sim") out.push_back(b + std::string(workers_suffix));
+        out.push_back(b + std::string(workers_suffix));
     return out;
 }
 
