@@ -74,14 +74,19 @@ struct shared_clock {
     struct member {
         sim_backend* backend = nullptr;
         bool idle = false;
-        bool woken = false;         // a wake() since it last left run_once
-        bool has_io = false;        // descriptors registered when it became idle
+        bool woken = false;                  // a wake() since it last left run_once
+        bool has_io = false;                 // descriptors registered when it became idle
         std::optional<time_point> deadline;  // what it asked for when it became idle
     };
 
-    explicit shared_clock(time_point start) : now(start.time_since_epoch().count()) {}
+    explicit shared_clock(time_point start)
+        : now(start.time_since_epoch().count()) {}
 
     time_point read() const noexcept {
+        // acquire: pairs with the release store in jump(), so a worker that reads
+        // the new time also sees the state the jumping worker wrote before it (its
+        // microthreads' results are published by their own hand-offs anyway; this
+        // keeps the clock itself coherent with them under any reading order).
         return time_point(time_point::duration(now.load(std::memory_order_acquire)));
     }
 
@@ -137,8 +142,7 @@ public:
             poll_events(std::nullopt);
             return;
         }
-        if (watched() > 0 && poll_events(std::min<nanoseconds>(*timeout, io_threshold)) > 0)
-            return;
+        if (watched() > 0 && poll_events(std::min<nanoseconds>(*timeout, io_threshold)) > 0) return;
         now_ += *timeout;
     }
 
@@ -146,8 +150,7 @@ public:
         if (clock_) {
             std::lock_guard lk(clock_->mu);
             shared_clock::member& m = clock_->members[index_];
-            if (m.idle)
-                clock_->leave(index_);
+            if (m.idle) clock_->leave(index_);
             m.woken = true;
         }
         epoll_backend::wake();
@@ -248,6 +251,8 @@ private:
 };
 
 void shared_clock::jump(time_point t, std::size_t self) noexcept {
+    // invariant: only written here, under mu, and only forward, so now() never
+    // goes backwards. release: pairs with the acquire load in read().
     if (t > read()) now.store(t.time_since_epoch().count(), std::memory_order_release);
     const time_point n = read();
     for (std::size_t i = 0; i < members.size(); ++i) {

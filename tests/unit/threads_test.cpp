@@ -113,7 +113,7 @@ bool virtual_clock(const std::string& backend) {
 }
 
 constexpr const char* no_virtual_clock =
-    "needs a virtual clock (a 200 ms sleep that takes no real time); this backend runs on real time";
+    "needs a virtual clock (a 200 ms sleep that takes no real time)";
 
 ut::task<long> fib(int n) {
     if (n < 2) co_return n;
@@ -255,7 +255,8 @@ TEST_P(ThreadsTest, VirtualSleepsAcrossWorkersEndInDeadlineOrder) {
     EXPECT_GE(seen.size(), 2u) << "no sleep ran on another worker";
     EXPECT_LT(real, 2s) << "virtual sleeps took real time";
     std::printf("100 virtual sleeps (10 ms .. 10 s) on %zu workers: %lld ms real\n", seen.size(),
-                static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(real).count()));
+                static_cast<long long>(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(real).count()));
 }
 
 // now() never goes backwards on a worker, and a value read after a hand-off
@@ -279,10 +280,12 @@ TEST_P(ThreadsTest, NowIsMonotonicAndConsistentAcrossWorkers) {
                 for (int i = 0; i < ring; ++i)
                     ns.spawn([](int i, ut::channel<token>& in, ut::channel<token>& out,
                                 std::atomic<int>& backwards, std::atomic<int>& before_sender,
-                                std::atomic<int>& crossed, std::atomic<int>& hops_done) -> ut::task<> {
+                                std::atomic<int>& crossed,
+                                std::atomic<int>& hops_done) -> ut::task<> {
                         std::this_thread::sleep_for(2ms);  // let idle workers take the others
                         auto last = ut::now();
-                        if (i == 0) co_await out.send(token{ut::now(), std::this_thread::get_id(), 0});
+                        if (i == 0)
+                            co_await out.send(token{ut::now(), std::this_thread::get_id(), 0});
                         for (;;) {
                             std::optional<token> t = co_await in.recv();
                             const auto r = ut::now();
@@ -294,7 +297,8 @@ TEST_P(ThreadsTest, NowIsMonotonicAndConsistentAcrossWorkers) {
                             if (t->hop + 1 >= hops) {
                                 // Pass the end on so the rest of the ring stops too.
                                 if (t->hop + 1 < hops + ring - 1)
-                                    co_await out.send(token{r, std::this_thread::get_id(), t->hop + 1});
+                                    co_await out.send(
+                                        token{r, std::this_thread::get_id(), t->hop + 1});
                                 co_return;
                             }
                             if (t->hop % 10 == 0) {
@@ -303,9 +307,11 @@ TEST_P(ThreadsTest, NowIsMonotonicAndConsistentAcrossWorkers) {
                                 if (after < last) backwards.fetch_add(1);
                                 last = after;
                             }
-                            co_await out.send(token{ut::now(), std::this_thread::get_id(), t->hop + 1});
+                            co_await out.send(
+                                token{ut::now(), std::this_thread::get_id(), t->hop + 1});
                         }
-                    }(i, *ch[i], *ch[(i + 1) % ring], backwards, before_sender, crossed, hops_done));
+                    }(i, *ch[i], *ch[(i + 1) % ring], backwards, before_sender, crossed,
+                                                             hops_done));
                 co_return;
             });
         }(),
@@ -354,7 +360,8 @@ TEST_P(ThreadsTest, WithTimeoutAcrossWorkersOnTheSharedClock) {
                         o.receiver = std::this_thread::get_id();
                         std::this_thread::sleep_for(200us);
                         try {
-                            o.received = (co_await ut::with_timeout(deadline, ch.recv())).has_value();
+                            o.received =
+                                (co_await ut::with_timeout(deadline, ch.recv())).has_value();
                         } catch (const ut::timeout_error&) {
                             o.timed_out = true;
                         }
@@ -419,9 +426,9 @@ TEST_P(ThreadsTest, ATimerOnOneWorkerWhileOthersBlockInRecv) {
                         got = v.value_or(-2);
                         at = ut::now() - t0;
                     }(r, ch, t0, got[r], got_at[r], started, seen));
-                ns.spawn([](ut::channel<int>& ch, ut::clock::duration step, ut::clock::time_point t0,
-                            std::vector<ut::clock::duration>& ticks, ut::clock::duration& sent_at,
-                            thread_set& seen) -> ut::task<> {
+                ns.spawn([](ut::channel<int>& ch, ut::clock::duration step,
+                            ut::clock::time_point t0, std::vector<ut::clock::duration>& ticks,
+                            ut::clock::duration& sent_at, thread_set& seen) -> ut::task<> {
                     seen.note();
                     for (int i = 0; i < steps; ++i) {
                         co_await ut::sleep_for(step);
@@ -447,7 +454,8 @@ TEST_P(ThreadsTest, ATimerOnOneWorkerWhileOthersBlockInRecv) {
     }
     for (int r = 0; r <= receivers; ++r) {
         if (exact)
-            EXPECT_EQ(got_at[r], sent_at) << "receiver " << r << " woke at another time than the send";
+            EXPECT_EQ(got_at[r], sent_at)
+                << "receiver " << r << " woke at another time than the send";
         else
             EXPECT_GE(got_at[r], sent_at) << "receiver " << r;
     }
