@@ -57,7 +57,9 @@ class sim_backend;
 // producer is busy (not idle) until wake() returns, so no jump can fall between
 // the two. Whoever leaves the idle set clears `woken` under `mu`: a wake() whose
 // critical section came before is drained by core after run_once returns; one
-// that comes after sets it again.
+// that comes after sets it again. (A producer on a foreign thread, a promise or
+// a to_thread job, is like real I/O: virtual time does not wait for it, as with
+// one worker.)
 //
 // Real I/O: a worker blocked in epoll with descriptors registered may have an
 // event in flight that has not made it leave the idle set yet. When any idle
@@ -84,9 +86,10 @@ struct shared_clock {
 
     time_point read() const noexcept {
         // acquire: pairs with the release store in jump(), so a worker that reads
-        // the new time also sees the state the jumping worker wrote before it (its
-        // microthreads' results are published by their own hand-offs anyway; this
-        // keeps the clock itself coherent with them under any reading order).
+        // a new time also sees what the jumping worker wrote before the jump.
+        // That a worker reads at least the time a sender read before a hand-off
+        // follows from the coherence of this one variable and the hand-off's own
+        // synchronization (a primitive's lock, the remote queue).
         return time_point(time_point::duration(now.load(std::memory_order_acquire)));
     }
 
@@ -97,7 +100,8 @@ struct shared_clock {
     std::size_t idle = 0;         // members with idle set; guarded by mu
     std::uint64_t leaves = 0;     // how many times a member left the idle set; guarded by mu
 
-    // mu held, member i idle.
+    // mu held: member i leaves the idle set (if it is in it) and has taken its
+    // wake-ups into account.
     void leave(std::size_t i) noexcept {
         member& m = members[i];
         if (m.idle) {
