@@ -288,6 +288,7 @@ TEST_P(ThreadsTest, NowIsMonotonicAndConsistentAcrossWorkers) {
     ut::run(
         [&]() -> ut::task<> {
             std::vector<std::unique_ptr<ut::channel<token>>> ch;
+            ch.reserve(ring);
             for (int i = 0; i < ring; ++i) ch.push_back(std::make_unique<ut::channel<token>>(1));
             co_await ut::with_nursery([&](ut::nursery& ns) -> ut::task<> {
                 for (int i = 0; i < ring; ++i)
@@ -361,6 +362,7 @@ TEST_P(ThreadsTest, WithTimeoutAcrossWorkersOnTheSharedClock) {
             [&]() -> ut::task<> {
                 const auto t0 = ut::now();
                 std::vector<std::unique_ptr<ut::channel<int>>> ch;
+                ch.reserve(pairs);
                 for (int p = 0; p < pairs; ++p) ch.push_back(std::make_unique<ut::channel<int>>(1));
                 co_await ut::with_nursery([&](ut::nursery& ns) -> ut::task<> {
                     for (int p = 0; p < pairs; ++p) {
