@@ -806,6 +806,21 @@ void worker_group::worker_life(std::size_t i) {
         }
     }
     ready.arrive_and_wait();
+    if (i == 0) {
+        if (!failed.load(std::memory_order_relaxed)) {
+            try {
+                std::vector<lowlevel::backend*> all;
+                for (auto& b : backends) all.push_back(b.get());
+                backends[0]->connect_workers(all);
+            } catch (...) {
+                std::lock_guard lk(error_mu);
+                if (!error) error = std::current_exception();
+                failed.store(true, std::memory_order_relaxed);
+            }
+        }
+        connected.count_down();
+    }
+    connected.wait();
     if (!failed.load(std::memory_order_relaxed)) {
         tls_scheduler = workers[i].get();
         tls_multi = true;

@@ -86,6 +86,9 @@ struct worker_group {
     std::string backend_name;
     std::uint64_t seed;
     std::latch ready, finished;
+    /// Counted down by worker 0 once it has connected the backends
+    /// (backend::connect_workers); no worker runs before.
+    std::latch connected{1};
     std::atomic<bool> failed{false};
     std::mutex error_mu;
     std::exception_ptr error;  // a worker could not make its backend

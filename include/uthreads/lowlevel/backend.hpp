@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -123,6 +124,17 @@ public:
     /// True if core should shuffle its ready queue (deterministically, from the
     /// run's seed) — the simulation backend's way to explore schedules.
     virtual bool shuffles_ready_queue() const noexcept { return false; }
+
+    // ---- multi-threaded runtime (optional) -------------------------------
+
+    /// Called once per multi-threaded runtime (options.threads > 1), on worker
+    /// 0's backend and thread, with the backends of all its workers (index =
+    /// worker, `workers[0]` is this one, all made by make_backend with this
+    /// backend's name): after every one of them exists and before any member of
+    /// any of them is called again. Lets the instances of one runtime share state
+    /// ("sim": one virtual clock). The default does nothing. Throws
+    /// std::invalid_argument if `workers` is not such a group.
+    virtual void connect_workers(std::span<backend* const> workers) { (void)workers; }
 
     // ---- completion operations (optional) --------------------------------
 
