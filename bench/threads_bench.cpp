@@ -157,13 +157,25 @@ void ratio_row(const char* name, const char* unit, const std::function<ut::task<
 
 int main(int argc, char** argv) {
     bench::program = "threads_bench";
-    if (argc > 1) g_backend = argv[1];
+    // threads_bench [backend] [--only <workload>]: --only runs one row, for
+    // profiling.
+    std::string only;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--only" && i + 1 < argc)
+            only = argv[++i];
+        else
+            g_backend = a;
+    }
     std::fprintf(stderr, "threads_bench: backend \"%s\", %u hardware threads\n",
                  g_backend.empty() ? "(default)" : g_backend.c_str(),
                  std::thread::hardware_concurrency());
-    ratio_row("skynet_ms", "ms", skynet_run);
-    ratio_row("fib30_ms", "ms", fib_run);
-    ratio_row("chan_pingpong_ns", "ns", pingpong_run);
-    ratio_row("spawn_join_many_ns", "ns", spawn_join_many_run);
+    auto row = [&](const char* name, const char* unit, auto run) {
+        if (only.empty() || only == name) ratio_row(name, unit, run);
+    };
+    row("skynet_ms", "ms", skynet_run);
+    row("fib30_ms", "ms", fib_run);
+    row("chan_pingpong_ns", "ns", pingpong_run);
+    row("spawn_join_many_ns", "ns", spawn_join_many_run);
     return 0;
 }

@@ -48,6 +48,13 @@ std::atomic<long long> folded_microthreads{0};
 
 struct scheduler::fresh_deque {
     ws_deque<microthread*> q;
+    // Pushes so far (written by the owner only): lets a thief tell an item that
+    // has been waiting from one pushed just now (scheduler::steal_fresh).
+    std::atomic<std::uint64_t> pushes{0};
+    void push(microthread* m) {
+        q.push(m);
+        pushes.store(pushes.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
 };
 
 struct remote_item {
@@ -220,14 +227,14 @@ void scheduler::publish_multi(microthread* m) {
     scheduler* here = tls_scheduler;
     if (here && here->group_ == group_) {
         // invariant: only the owning worker pushes to its deque.
-        here->fresh_->q.push(m);
+        here->fresh_->push(m);
         group_->notify();
     } else {
         // Not on a worker of this runtime: let worker `this` queue it.
         post([](void* p) {
             auto* m = static_cast<microthread*>(p);
             scheduler* w = tls_scheduler;
-            w->fresh_->q.push(m);
+            w->fresh_->push(m);
             w->group_->notify();
         }, m);
     }
@@ -653,7 +660,7 @@ bool scheduler::start_inline_multi(microthread* m) noexcept {
     // Still ours unless a thief took it as the last item (pop then says so).
     microthread* top = fresh_->q.pop();
     if (top != m) {
-        if (top) fresh_->q.push(top);  // not reached: pop returns the peeked item or null
+        if (top) fresh_->push(top);  // not reached: pop returns the peeked item or null
         return false;
     }
     start_stolen(m);
@@ -670,14 +677,25 @@ microthread* scheduler::take_fresh() noexcept {
 microthread* scheduler::steal_fresh() noexcept {
     worker_group& g = *group_;
     const std::size_t n = g.workers.size();
+    if (seen_pushes_.size() != n) seen_pushes_.assign(n, ~std::uint64_t{0});
     rng_ ^= rng_ << 13;
     rng_ ^= rng_ >> 7;
     rng_ ^= rng_ << 17;
     for (int round = 0; round < 2; ++round) {
         bool contended = false;
         for (std::size_t k = 0; k < n; ++k) {
-            scheduler* v = g.workers[(rng_ + k) % n].get();
+            const std::size_t vi = (rng_ + k) % n;
+            scheduler* v = g.workers[vi].get();
             if (v == this) continue;
+            // A lone item that was pushed since we last looked is probably the
+            // child of a spawn-then-join that its owner is about to start
+            // inline: stealing it would turn that join into a cross-worker
+            // wake-up. Take it once it has waited one look (about a
+            // microsecond while spinning); take at once when there are more.
+            const std::size_t size = v->fresh_->q.size_estimate();
+            if (size == 0) continue;
+            const std::uint64_t pushes = v->fresh_->pushes.load(std::memory_order_relaxed);
+            if (size == 1 && std::exchange(seen_pushes_[vi], pushes) != pushes) continue;
             steal_result<microthread*> r = v->fresh_->q.steal();
             if (r.status == steal_status::success) return r.item;
             if (r.status == steal_status::abort) contended = true;
@@ -704,15 +722,18 @@ microthread* scheduler::spin_for_work() noexcept {
     } while (!g.spinners.compare_exchange_weak(spinning, spinning + 1, std::memory_order_relaxed));
     microthread* found = nullptr;
     const auto until = std::chrono::steady_clock::now() + spin_time;
+    // Our own remote queue is checked at every pause (its flag is written only
+    // when something arrives); other workers' deques every 64 pauses, about a
+    // microsecond, since each look pulls cache lines their owners keep writing.
     for (unsigned i = 1;; ++i) {
-        if (remote_->pending.load(std::memory_order_relaxed)) {
-            found = spun_remote;
-            break;
-        }
         if ((found = steal_fresh())) break;
         if (g.shutdown.load(std::memory_order_relaxed)) break;
-        if (i % 16 == 0 && std::chrono::steady_clock::now() > until) break;
-        for (int k = 0; k < 8; ++k) cpu_relax();
+        if (i % 4 == 0 && std::chrono::steady_clock::now() > until) break;
+        for (int k = 0; k < 64 && !found; ++k) {
+            if (remote_->pending.load(std::memory_order_relaxed)) found = spun_remote;
+            cpu_relax();
+        }
+        if (found) break;
     }
     g.spinners.fetch_sub(1, std::memory_order_relaxed);
     return found;

@@ -349,6 +349,7 @@ private:
     std::size_t index_ = 0;
     struct fresh_deque;
     fresh_deque* fresh_ = nullptr;
+    std::vector<std::uint64_t> seen_pushes_;  // per victim, for steal_fresh
     // Microthreads created on and finished on this worker; each written only by
     // this worker, summed by worker_group::quiescent() once main has finished.
     std::atomic<std::uint64_t> spawned_{0}, finished_{0};
