@@ -298,7 +298,10 @@ void release(microthread* m) noexcept {
     if (m->frame) m->frame.destroy();
     delete m->name;
     delete m;
-    --tls_live_microthreads;
+    if (tls_multi) [[unlikely]]
+        tls_scheduler->count_release();
+    else
+        --tls_live_microthreads;
 }
 
 void detach(microthread* m) noexcept {
@@ -512,7 +515,6 @@ void scheduler::shutdown_guest() {
 microthread* scheduler::spawn_multi(microthread* m) {
     // Unique across workers without a shared counter (at most 1024 workers).
     m->id = (next_id_++ << 10) | index_;
-    ++tls_live_microthreads;
     // Only this worker writes it; release: see worker_group::quiescent.
     spawned_.store(spawned_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     if (group_->shutdown.load(std::memory_order_acquire)) {
@@ -520,6 +522,20 @@ microthread* scheduler::spawn_multi(microthread* m) {
         m->cancel_hint = true;
     }
     return m;
+}
+
+long long scheduler::group_live() const noexcept {
+    long long n = 0;
+    for (const auto& w : group_->workers)
+        n += static_cast<long long>(w->spawned_.load(std::memory_order_relaxed)) -
+             static_cast<long long>(w->released_.load(std::memory_order_relaxed));
+    return n;
+}
+
+void scheduler::fold_live_count() noexcept {
+    folded_microthreads.fetch_add(static_cast<long long>(spawned_.exchange(0)) -
+                                      static_cast<long long>(released_.exchange(0)),
+                                  std::memory_order_relaxed);
 }
 
 void fold_microthread_count() noexcept {
@@ -859,6 +875,7 @@ void worker_group::worker_life(std::size_t i) {
         // the reference it holds on a finished microthread).
         workers[i]->drain_remote();
         if (i != 0) {
+            workers[i]->fold_live_count();
             workers[i].reset();
             backends[i].reset();
         }
@@ -891,6 +908,7 @@ void worker_group::run(std::coroutine_handle<> frame, promise_base* root) {
     main->error_observed = true;
     if (failed.load(std::memory_order_relaxed)) release(main);  // never ran: the scheduler's
     release(main);
+    workers[0]->fold_live_count();
     tls_multi = false;
     if (error) std::rethrow_exception(error);
 }
@@ -904,7 +922,10 @@ void throw_no_runtime(const char* what) {
 
 namespace uthreads::lowlevel {
 long long live_microthreads() noexcept {
-    return detail::tls_live_microthreads +
+    // On a worker of a multi-threaded runtime, the workers' own counts too (they
+    // are folded into folded_microthreads when the run ends).
+    long long group = detail::tls_multi ? detail::tls_scheduler->group_live() : 0;
+    return group + detail::tls_live_microthreads +
            detail::folded_microthreads.load(std::memory_order_relaxed);
 }
 }  // namespace uthreads::lowlevel

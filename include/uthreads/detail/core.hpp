@@ -285,6 +285,15 @@ public:
     /// Mark this scheduler as a guest's (driven by drive_guest, never run_until_done).
     void make_guest() noexcept { guest_idle_ = true; }
 
+    /// Several workers: a microthread record was freed on this worker's thread.
+    void count_release() noexcept {
+        released_.store(released_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+    /// Several workers: records made minus records freed, over every worker.
+    long long group_live() const noexcept;
+    /// At the end of a run: move this worker's counts into the global one.
+    void fold_live_count() noexcept;
+
     /// Number of microthreads alive on this scheduler.
     std::size_t live() const noexcept { return all_.size(); }
 
@@ -353,6 +362,8 @@ private:
     // Microthreads created on and finished on this worker; each written only by
     // this worker, summed by worker_group::quiescent() once main has finished.
     std::atomic<std::uint64_t> spawned_{0}, finished_{0};
+    // Records freed on this worker (release), for live_microthreads().
+    std::atomic<std::uint64_t> released_{0};
 };
 
 inline thread_local scheduler* tls_scheduler UTHREADS_TLS_FAST = nullptr;
