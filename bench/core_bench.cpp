@@ -69,21 +69,9 @@ double best_of_3(const char* name, const std::function<ut::task<double>()>& make
 // `co_await handle` (the Asio side's wait_for_all parallel group), summing their
 // results. Leaves are spawned microthreads too and return their number. As on the
 // Asio side, the root is a nested call from the measuring microthread.
-constexpr std::int64_t kSkynetLeaves = 1'000'000;
-constexpr std::int64_t kSkynetSum = kSkynetLeaves * (kSkynetLeaves - 1) / 2;  // 499999500000
-
-ut::task<std::int64_t> skynet(std::int64_t num, std::int64_t size) {
-    if (size == 1) co_return num;
-    const std::int64_t sub = size / 10;
-    // A vector, as the Asio side's `ops`: a leaf's frame then holds 24 bytes for it,
-    // not ten handles, and only inner nodes allocate.
-    std::vector<ut::join_handle<std::int64_t>> kids;
-    kids.reserve(10);
-    for (std::int64_t i = 0; i < 10; ++i) kids.push_back(ut::spawn(skynet(num + i * sub, sub)));
-    std::int64_t sum = 0;
-    for (auto& k : kids) sum += co_await k;
-    co_return sum;
-}
+using bench::kSkynetLeaves;
+using bench::kSkynetSum;
+using bench::skynet;
 
 ut::task<double> skynet_run() {
     auto t0 = Clock::now();

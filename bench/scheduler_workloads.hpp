@@ -1,12 +1,14 @@
-// The scheduler workloads shared by core_bench (against Asio, wall clock) and
-// backends_bench (across backends, thread CPU clock): spawn+join and channel
-// ping-pong. `Clock` is any clock type with now() and a time_point.
+// The scheduler workloads shared by core_bench (against Asio, wall clock),
+// backends_bench (across backends, thread CPU clock) and threads_bench (1 and 2
+// workers): skynet, spawn+join and channel ping-pong. `Clock` is any clock type
+// with now() and a time_point.
 #pragma once
 
 #include <uthreads/uthreads.hpp>
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -19,6 +21,25 @@ namespace ut = uthreads;
 [[noreturn]] inline void workload_failed(const char* what) {
     std::fprintf(stderr, "benchmark workload failed: %s\n", what);
     std::exit(1);
+}
+
+// Skynet: every node spawns 10 children and joins them; 10^6 leaves, each a
+// spawned microthread that returns its number, so the root sums 0..10^6-1.
+// Leaves are spawned microthreads too. The children's handles are in a vector, as
+// the Asio side's `ops`: a leaf's frame then holds 24 bytes for it, not ten
+// handles, and only inner nodes allocate.
+constexpr std::int64_t kSkynetLeaves = 1'000'000;
+constexpr std::int64_t kSkynetSum = kSkynetLeaves * (kSkynetLeaves - 1) / 2;  // 499999500000
+
+inline ut::task<std::int64_t> skynet(std::int64_t num, std::int64_t size) {
+    if (size == 1) co_return num;
+    const std::int64_t sub = size / 10;
+    std::vector<ut::join_handle<std::int64_t>> kids;
+    kids.reserve(10);
+    for (std::int64_t i = 0; i < 10; ++i) kids.push_back(ut::spawn(skynet(num + i * sub, sub)));
+    std::int64_t sum = 0;
+    for (auto& k : kids) sum += co_await k;
+    co_return sum;
 }
 
 template <class Clock>

@@ -15,6 +15,7 @@
 // Targets (issue 5): skynet on 2 workers <= 0.6x its 1-worker time.
 
 #include "harness.hpp"
+#include "scheduler_workloads.hpp"
 
 #include <uthreads/uthreads.hpp>
 
@@ -54,19 +55,9 @@ double best_of_3(const char* name, unsigned threads, const std::function<ut::tas
     return best;
 }
 
-constexpr std::int64_t kSkynetLeaves = 1'000'000;
-constexpr std::int64_t kSkynetSum = kSkynetLeaves * (kSkynetLeaves - 1) / 2;
-
-ut::task<std::int64_t> skynet(std::int64_t num, std::int64_t size) {
-    if (size == 1) co_return num;
-    const std::int64_t sub = size / 10;
-    std::vector<ut::join_handle<std::int64_t>> kids;
-    kids.reserve(10);
-    for (std::int64_t i = 0; i < 10; ++i) kids.push_back(ut::spawn(skynet(num + i * sub, sub)));
-    std::int64_t sum = 0;
-    for (auto& k : kids) sum += co_await k;
-    co_return sum;
-}
+using bench::kSkynetLeaves;
+using bench::kSkynetSum;
+using bench::skynet;
 
 ut::task<double> skynet_run() {
     auto t0 = Clock::now();
