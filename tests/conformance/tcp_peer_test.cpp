@@ -340,6 +340,8 @@ TEST_P(TcpPeerTest, AcceptOutOfDescriptorsBacksOffInsteadOfSpinning) {
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, TcpPeerTest, ::testing::ValuesIn(suite_params()),
                          backend_name{});
+INSTANTIATE_TEST_SUITE_P(FourWorkers, TcpPeerTest, ::testing::ValuesIn(threaded_params()),
+                         backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

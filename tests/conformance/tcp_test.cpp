@@ -864,6 +864,8 @@ TEST_P(TcpTest, CancellingALimitedServeTcpJoinsHandlersAndLeavesTheBacklog) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, TcpTest, ::testing::ValuesIn(suite_params()), backend_name{});
+INSTANTIATE_TEST_SUITE_P(FourWorkers, TcpTest, ::testing::ValuesIn(threaded_params()),
+                         backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance
