@@ -88,19 +88,22 @@ public:
     io_object() noexcept = default;
     explicit io_object(int fd);
     io_object(io_object&& o) noexcept
-        : st_(std::exchange(o.st_, nullptr)) {}
+        : st_(o.take()) {}
     io_object& operator=(io_object&& o) noexcept {
         if (this != &o) {
             close();
-            st_ = std::exchange(o.st_, nullptr);
+            st_.store(o.take(), std::memory_order_relaxed);
         }
         return *this;
     }
     ~io_object() { close(); }
 
-    int fd() const noexcept { return st_ ? st_->fd : -1; }
-    io_state* state() const noexcept { return st_; }
-    bool is_open() const noexcept { return st_ != nullptr; }
+    int fd() const noexcept {
+        io_state* st = state();
+        return st ? st->fd : -1;
+    }
+    io_state* state() const noexcept { return st_.load(std::memory_order_relaxed); }
+    bool is_open() const noexcept { return state() != nullptr; }
     /// Unregister, wake parked microthreads (their operation then fails with
     /// EBADF), and close. Idempotent. With several workers, when another worker
     /// has the descriptor registered, that worker does this a little later (and
@@ -140,7 +143,17 @@ public:
 
 private:
     wait_operation wait_ready_slow(unsigned dir, const char* what, scheduler& s);
-    io_state* st_ = nullptr;
+    /// Detach the state (plain load and store: moving or closing one object from
+    /// two threads at once is a race in the program).
+    io_state* take() noexcept {
+        io_state* st = state();
+        st_.store(nullptr, std::memory_order_relaxed);
+        return st;
+    }
+    // Atomic (relaxed) only so that a close on one worker while a microthread
+    // on another is parked in an operation, which read it before parking, is
+    // not a data race; on x86 a relaxed load or store is a plain one.
+    std::atomic<io_state*> st_{nullptr};
 };
 
 /// The names a stream kind uses in checkpoints and waits (static strings, since

@@ -330,8 +330,9 @@ void publish_completion(completion_wait* c) {
 }
 
 io_object::io_object(int fd) : st_(new io_state) {
-    st_->fd = fd;
-    st_->ready = [](lowlevel::io_watcher* w, unsigned events) {
+    io_state* st0 = state();
+    st0->fd = fd;
+    st0->ready = [](lowlevel::io_watcher* w, unsigned events) {
         auto* st = static_cast<io_state*>(w);
         scheduler& s = *st->s.load(std::memory_order_relaxed);
         bool any = false;
@@ -360,8 +361,8 @@ io_object::io_object(int fd) : st_(new io_state) {
 }
 
 void io_object::close() noexcept {
-    if (tls_multi && st_) [[unlikely]] {
-        int fd = release_multi(std::exchange(st_, nullptr), false);
+    if (tls_multi && is_open()) [[unlikely]] {
+        int fd = release_multi(take(), false);
         if (fd >= 0) ::close(fd);
         return;
     }
@@ -370,7 +371,7 @@ void io_object::close() noexcept {
 }
 
 int io_object::release() noexcept {
-    io_state* st = std::exchange(st_, nullptr);
+    io_state* st = take();
     if (!st) return -1;
     if (tls_multi) [[unlikely]]
         return release_multi(st, true);
@@ -404,26 +405,27 @@ int io_object::release() noexcept {
 }
 
 io_object::wait_operation io_object::wait_ready(unsigned dir, const char* what) {
-    if (!st_)
+    io_state* st = state();
+    if (!st)
         throw std::system_error(EBADF, std::system_category(),
                                 std::string("uthreads: ") + what + " on a closed socket");
     scheduler& s = current_scheduler(what);
     // Registered on this worker: the common case. Everything else (the first
     // wait, another runtime, another worker) is out of line.
-    if (st_->s.load(std::memory_order_relaxed) != &s) [[unlikely]]
+    if (st->s.load(std::memory_order_relaxed) != &s) [[unlikely]]
         return wait_ready_slow(dir, what, s);
-    if ((dir == lowlevel::readable ? st_->reader : st_->writer) != nullptr)
+    if ((dir == lowlevel::readable ? st->reader : st->writer) != nullptr)
         throw std::logic_error(std::string("uthreads: ") + what +
                                ": another microthread is already waiting in this direction");
     wait_operation op{};
-    op.st = st_;
+    op.st = st;
     op.dir = dir;
     op.what = what;
     return op;
 }
 
 io_object::wait_operation io_object::wait_ready_slow(unsigned dir, const char* what, scheduler& s) {
-    io_state* st = st_;
+    io_state* st = state();
     scheduler* owner = st->s.load(std::memory_order_relaxed);
     if (!owner) {
         // Claim the descriptor for this worker. With several workers a close or

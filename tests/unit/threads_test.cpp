@@ -882,12 +882,14 @@ void full_duplex(const ut::options& o, int rounds) {
                     std::this_thread::sleep_for(1ms);
                     rt = std::this_thread::get_id();
                     co_await a.read_exact(std::span<char>(back));
-                    a.close();  // every byte came back: the writer is done; the echo sees end of stream
                 };
                 co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
                     n.spawn(echo());
-                    n.spawn(write_side());
-                    n.spawn(read_side());
+                    auto w = ut::spawn(write_side());
+                    auto r = ut::spawn(read_side());
+                    co_await w;
+                    co_await r;
+                    a.close();  // the echo sees end of stream
                     co_return;
                 });
                 if (back == data) ok.fetch_add(1);
