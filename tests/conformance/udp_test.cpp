@@ -5,6 +5,7 @@
 
 #include <uthreads/udp.hpp>
 
+#include <atomic>
 #include <cstddef>
 #include <span>
 #include <string>
@@ -90,12 +91,13 @@ TEST_P(UdpTest, RoundTripIPv6) {
 
 TEST_P(UdpTest, ManyDatagramsArriveWhole) {
     constexpr int count = 200;
-    int whole = 0, received = 0;
+    int whole = 0;
+    std::atomic<int> received{0};  // read by the sender while the receiver counts
     run_on_backend([&]() -> ut::task<> {
         auto a = ut::udp_socket::bind("127.0.0.1", 0);
         auto b = ut::udp_socket::bind("127.0.0.1", 0);
         auto receiver = ut::spawn(
-            [](ut::udp_socket& s, int& ok, int& got) -> ut::task<> {
+            [](ut::udp_socket& s, int& ok, std::atomic<int>& got) -> ut::task<> {
                 std::vector<char> buf(2048);
                 for (int i = 0; i < count; ++i) {
                     auto [n, from] = co_await s.recv_from(std::span<char>(buf));
@@ -117,7 +119,7 @@ TEST_P(UdpTest, ManyDatagramsArriveWhole) {
         }
         co_await receiver;
     }());
-    EXPECT_EQ(received, count);
+    EXPECT_EQ(received.load(), count);
     EXPECT_EQ(whole, count);
 }
 
