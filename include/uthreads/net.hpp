@@ -15,8 +15,10 @@
 /// naming the operation and the peer. Writes use MSG_NOSIGNAL: a closed peer is
 /// an EPIPE error, never SIGPIPE. Every descriptor is CLOEXEC.
 ///
-/// Thread safety: a socket is used by microthreads of one runtime; at most one
-/// microthread reads and one writes at a time.
+/// Thread safety: a socket is used by microthreads of one runtime, which may run
+/// on different workers (its registration follows them; docs/threads.md,
+/// "Descriptors across workers"); at most one microthread reads and one writes
+/// at a time. close() may come from any of them.
 #pragma once
 
 #include <uthreads/dns.hpp>

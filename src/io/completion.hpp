@@ -29,7 +29,7 @@ void complete_multi(completion_wait* c);
 struct completion_wait : wait_node, lowlevel::completion_op {
     scheduler* s = nullptr;
     microthread* m = nullptr;
-    io_state* st = nullptr;        // cleared by io_object::close while pending (one worker)
+    io_state* st = nullptr;            // cleared by io_object::close while pending (one worker)
     completion_wait** slot = nullptr;  // where st records this pending op
     int result = 0;
     bool cancel_sent = false;

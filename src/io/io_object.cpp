@@ -85,7 +85,9 @@ enum : int {
     x_answered = 3,    // the wake-up is on its way to the waiter's worker
 };
 
-std::atomic_ref<int> xstate(wait_operation* op) noexcept { return std::atomic_ref<int>(op->xstate); }
+std::atomic_ref<int> xstate(wait_operation* op) noexcept {
+    return std::atomic_ref<int>(op->xstate);
+}
 
 void unref(io_state* st) noexcept {
     // acq_rel: the last holder sees every write the others made before letting go.
@@ -309,8 +311,8 @@ void complete_multi(completion_wait* c) {
         return;
     }
     completion_wait* expected = c;
-    if (std::atomic_ref<completion_wait*>(*c->slot)
-            .compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel)) {
+    if (std::atomic_ref<completion_wait*>(*c->slot).compare_exchange_strong(
+            expected, nullptr, std::memory_order_acq_rel)) {
         unpark(*c->s, c->m);
         unref(st);
         return;

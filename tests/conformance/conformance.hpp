@@ -107,10 +107,9 @@ inline bool has_suffix(const std::string& s, std::string_view suffix) {
 /// The parameters of the multi-threaded instantiation ("FourWorkers"): each
 /// compiled backend in owned mode as "<name>_x4", run with 4 workers
 /// (options.threads = 4). Guest mode with several workers is not supported, and
-/// only some suites instantiate it: the I/O suites (tcp, udp, unix, process,
-/// signal, reader) wait for descriptors to follow their microthreads between workers,
-/// and sync, nursery, timeout, bridge, budget, channel, leak, file, dns and spawn for their tests to stop sharing plain containers between
-/// children that now run in parallel (docs/threads.md).
+/// only some suites instantiate it: sync, nursery, timeout, bridge, budget,
+/// channel, leak, file, dns and spawn wait for their tests to stop sharing plain
+/// containers between children that now run in parallel (docs/threads.md).
 /// Not "sim" yet: each worker's sim backend has its own virtual clock, which
 /// jumps when that worker is idle, so virtual durations measured across workers
 /// are meaningless (docs/threads.md).

@@ -7,8 +7,8 @@
 #include "io_helpers.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <arpa/inet.h>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstddef>

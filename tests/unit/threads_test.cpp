@@ -599,20 +599,20 @@ TEST_P(ThreadsTest, OneListenerAcceptedFromMicrothreadsOnEveryWorker) {
             ut::mutex turn;
             co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
                 for (int i = 0; i < conns; ++i) {
-                    n.spawn([](ut::tcp_listener& l, ut::mutex& turn,
-                               thread_set& seen) -> ut::task<> {
-                        // Holds this worker's thread a moment: the others steal the rest.
-                        std::this_thread::sleep_for(1ms);
-                        ut::tcp_stream s;
-                        {
-                            auto g = co_await turn.lock();
-                            s = co_await l.accept();
-                        }
-                        seen.note();
-                        char c = 0;
-                        co_await s.read_exact(std::span<char>(&c, 1));
-                        co_await s.write_all(std::string_view(&c, 1));
-                    }(l, turn, acceptors));
+                    n.spawn(
+                        [](ut::tcp_listener& l, ut::mutex& turn, thread_set& seen) -> ut::task<> {
+                            // Holds this worker's thread a moment: the others steal the rest.
+                            std::this_thread::sleep_for(1ms);
+                            ut::tcp_stream s;
+                            {
+                                auto g = co_await turn.lock();
+                                s = co_await l.accept();
+                            }
+                            seen.note();
+                            char c = 0;
+                            co_await s.read_exact(std::span<char>(&c, 1));
+                            co_await s.write_all(std::string_view(&c, 1));
+                        }(l, turn, acceptors));
                     n.spawn([](std::uint16_t port, int i, std::atomic<int>& echoed) -> ut::task<> {
                         auto s = co_await ut::tcp_stream::connect("127.0.0.1", port);
                         const char c = static_cast<char>('a' + i % 26);
@@ -675,8 +675,7 @@ void hand_a_stream_around(const ut::options& o, int hops) {
                     while (co_await s.read_some(std::span<char>(&c, 1)) == 1)
                         co_await s.write_all(std::string_view(&c, 1));
                 }(theirs));
-                for (int r = 0; r < 4; ++r)
-                    n.spawn(relay());
+                for (int r = 0; r < 4; ++r) n.spawn(relay());
                 co_return;
             });
         }(),
@@ -784,8 +783,7 @@ void cancel_during_hand_over(const ut::options& o, int readers, int tries) {
                 // Parks in the write direction until b is drained below.
                 auto writer = ut::spawn(a.write_all(big));
                 co_await ut::with_nursery([&](ut::nursery& rs) -> ut::task<> {
-                    for (int i = 0; i < readers; ++i)
-                        rs.spawn(timed_reads(i));
+                    for (int i = 0; i < readers; ++i) rs.spawn(timed_reads(i));
                     co_return;
                 });
                 std::string sink(big.size(), '\0');
