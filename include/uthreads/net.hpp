@@ -15,8 +15,10 @@
 /// naming the operation and the peer. Writes use MSG_NOSIGNAL: a closed peer is
 /// an EPIPE error, never SIGPIPE. Every descriptor is CLOEXEC.
 ///
-/// Thread safety: a socket is used by microthreads of one runtime; at most one
-/// microthread reads and one writes at a time.
+/// Thread safety: a socket is used by microthreads of one runtime, which may run
+/// on different workers (its registration follows them; docs/threads.md,
+/// "Descriptors across workers"); at most one microthread reads and one writes
+/// at a time. close() may come from any of them.
 #pragma once
 
 #include <uthreads/dns.hpp>
@@ -24,6 +26,7 @@
 #include <uthreads/nursery.hpp>
 #include <uthreads/semaphore.hpp>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -40,8 +43,17 @@ struct completion_wait;
 
 /// Registration state of one descriptor. Heap-allocated so its address, which
 /// the backend keeps, survives moves of the socket object.
+///
+/// With several workers, `s` is the owner: the one worker whose backend has the
+/// descriptor registered, and the only thread that touches the registration
+/// (reader/writer, interest, the backend). A wait from a microthread on another
+/// worker asks the owner to give the registration up or to park the wait for it
+/// (io_object.cpp, "Descriptors across workers"); a close from another worker is
+/// posted to the owner. One worker: `s` is set once and read on one thread.
 struct io_state : lowlevel::io_watcher, backend_registration {
-    scheduler* s = nullptr;         // runtime it is registered with, once registered
+    // invariant: written only by the owner (giving it up: store nullptr, release)
+    // or by a claimer (CAS from nullptr); relaxed loads elsewhere.
+    std::atomic<scheduler*> s{nullptr};  // runtime worker it is registered with, once registered
     microthread* reader = nullptr;  // parked readers/writers (at most one each)
     microthread* writer = nullptr;
     void* reader_op = nullptr;  // their io_object::wait_operation
@@ -53,6 +65,14 @@ struct io_state : lowlevel::io_watcher, backend_registration {
     // the nonblocking attempt (it would most likely fail with EAGAIN) and goes
     // straight to a completion operation. See stream_socket::read_some.
     bool recv_waits = false;
+    // Several workers only. `refs`: the io_object's reference plus one per
+    // cross-worker message or completion in flight; the last one deletes the
+    // state. `closed`: set (seq_cst) by a close before it looks for the owner.
+    // `keep_fd`: the close is a release(), which handed the number (or a copy)
+    // to the caller.
+    std::atomic<unsigned> refs{1};
+    std::atomic<bool> closed{false};
+    bool keep_fd = false;
 
     static void* operator new(std::size_t n) { return frame_alloc(n); }
     static void operator delete(void* p, std::size_t n) noexcept { frame_free(p, n); }
@@ -60,29 +80,42 @@ struct io_state : lowlevel::io_watcher, backend_registration {
 
 /// A non-blocking, CLOEXEC descriptor, registered lazily (on its first EAGAIN)
 /// with the runtime's backend. Move-only; closes on destruction.
+///
+/// With several workers the registration follows the microthreads that wait on
+/// it (docs/threads.md, "Descriptors across workers"): a wait from another
+/// worker moves it there when nothing is parked on it, or is parked for it by
+/// the worker that has it; close() from any worker is safe.
 class io_object {
 public:
     io_object() noexcept = default;
     explicit io_object(int fd);
     io_object(io_object&& o) noexcept
-        : st_(std::exchange(o.st_, nullptr)) {}
+        : st_(o.take()) {}
     io_object& operator=(io_object&& o) noexcept {
         if (this != &o) {
             close();
-            st_ = std::exchange(o.st_, nullptr);
+            st_.store(o.take(), std::memory_order_relaxed);
         }
         return *this;
     }
     ~io_object() { close(); }
 
-    int fd() const noexcept { return st_ ? st_->fd : -1; }
-    io_state* state() const noexcept { return st_; }
-    bool is_open() const noexcept { return st_ != nullptr; }
+    int fd() const noexcept {
+        io_state* st = state();
+        return st ? st->fd : -1;
+    }
+    io_state* state() const noexcept { return st_.load(std::memory_order_relaxed); }
+    bool is_open() const noexcept { return state() != nullptr; }
     /// Unregister, wake parked microthreads (their operation then fails with
-    /// EBADF), and close. Idempotent.
+    /// EBADF), and close. Idempotent. With several workers, when another worker
+    /// has the descriptor registered, that worker does this a little later (and
+    /// before the run ends): the number is closed only once its backend forgot it.
     void close() noexcept;
     /// As close(), but hand the descriptor to the caller instead of closing it
     /// (-1 if there was none). Used to give a process's pidfd to the reaper.
+    /// When another worker has it registered, the caller gets a duplicate
+    /// (F_DUPFD_CLOEXEC) and the original is closed by that worker; -1 if the
+    /// duplicate could not be made.
     int release() noexcept;
 
     struct wait_operation : wait_node {
@@ -91,17 +124,38 @@ public:
         const char* what;
         microthread* m = nullptr;
         bool closed = false;
+        // Several workers: set when the descriptor is registered on another
+        // worker (`owner`, as last seen), which then answers the wait. `home` is
+        // the waiting microthread's worker; `xstate` the hand-over's progress.
+        scheduler* home = nullptr;
+        scheduler* owner = nullptr;
+        int xstate = 0;       // atomic_ref; see io_object.cpp
+        bool busy = false;    // the owner found this direction taken
+        bool linked = false;  // parked in st on `owner` (owner's thread only)
         bool await_ready() const noexcept { return false; }
         bool await_suspend(std::coroutine_handle<> h);
         void await_resume() const;
     };
     /// Park until the descriptor may be ready in direction `dir`
     /// (lowlevel::readable or lowlevel::writable). Throws std::system_error(EBADF)
-    /// if closed. Suspension and cancellation point (loses nothing).
+    /// if closed. Suspension and cancellation point (loses nothing). May return
+    /// without the descriptor being ready (with several workers, after moving its
+    /// registration): callers retry the system call and wait again on EAGAIN.
     wait_operation wait_ready(unsigned dir, const char* what);
 
 private:
-    io_state* st_ = nullptr;
+    wait_operation wait_ready_slow(unsigned dir, const char* what, scheduler& s);
+    /// Detach the state (plain load and store: moving or closing one object from
+    /// two threads at once is a race in the program).
+    io_state* take() noexcept {
+        io_state* st = state();
+        st_.store(nullptr, std::memory_order_relaxed);
+        return st;
+    }
+    // Atomic (relaxed) only so that a close on one worker while a microthread
+    // on another is parked in an operation, which read it before parking, is
+    // not a data race; on x86 a relaxed load or store is a plain one.
+    std::atomic<io_state*> st_{nullptr};
 };
 
 /// The names a stream kind uses in checkpoints and waits (static strings, since

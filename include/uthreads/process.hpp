@@ -30,8 +30,8 @@
 ///   every orphaned child with poll(2) on their pidfds, reaps each as it exits,
 ///   and ends when none is left. `lowlevel::unreaped_orphans()` counts them.
 ///
-/// Thread safety: a process object is used by microthreads of one runtime; at
-/// most one of them waits in `wait()` at a time (a second concurrent wait is
+/// Thread safety: a process object is used by microthreads of one runtime, on
+/// any of its workers (spawned on one, waited on another); at most one of them waits in `wait()` at a time (a second concurrent wait is
 /// std::logic_error), as with a socket's reads. The reaper is process-wide and
 /// thread-safe.
 #pragma once

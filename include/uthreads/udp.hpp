@@ -15,8 +15,8 @@
 /// discarded (recvfrom's behaviour): use a buffer of the largest size the
 /// protocol allows (65507 bytes for any UDP datagram over IPv4).
 ///
-/// Thread safety: a socket is used by microthreads of one runtime; at most one
-/// microthread receives and one sends at a time.
+/// Thread safety: a socket is used by microthreads of one runtime, on any of its
+/// workers (as net.hpp); at most one microthread receives and one sends at a time.
 #pragma once
 
 #include <uthreads/dns.hpp>

@@ -19,14 +19,22 @@
 
 namespace uthreads::detail {
 
+struct completion_wait;
+/// Several workers (io_object.cpp): record `c` in its descriptor's slot, holding
+/// a reference to the descriptor's state until it completes; and its completion,
+/// which a close on another worker may have taken over.
+void publish_completion(completion_wait* c);
+void complete_multi(completion_wait* c);
+
 struct completion_wait : wait_node, lowlevel::completion_op {
     scheduler* s = nullptr;
     microthread* m = nullptr;
-    io_state* st = nullptr;        // cleared by io_object::close while pending
+    io_state* st = nullptr;            // cleared by io_object::close while pending (one worker)
     completion_wait** slot = nullptr;  // where st records this pending op
     int result = 0;
     bool cancel_sent = false;
     bool closed = false;           // the socket was closed while pending
+    bool finished = false;         // several workers: completed after a close took it
     const char* what = "";
 
     bool await_ready() const noexcept { return false; }
@@ -38,12 +46,17 @@ struct completion_wait : wait_node, lowlevel::completion_op {
             auto* self = static_cast<completion_wait*>(o);
             --self->s->inflight_ops_;
             self->result = res;
+            if (self->s->multi()) [[unlikely]] {
+                complete_multi(self);
+                return;
+            }
             if (self->st && self->slot) *self->slot = nullptr;
             unpark(*self->s, self->m);
         };
         try_cancel = [](wait_node* w) {
             auto* self = static_cast<completion_wait*>(w);
-            if (!self->cancel_sent) {
+            // `finished`: it completed; a close's message wakes it (io_object.cpp).
+            if (!self->cancel_sent && !self->finished) {
                 self->cancel_sent = true;
                 self->s->backend().cancel(*self);
             }
@@ -59,7 +72,12 @@ struct completion_wait : wait_node, lowlevel::completion_op {
         // microthreads are always runnable (it skips polling when nothing is
         // registered or in flight).
         ++s->inflight_ops_;
-        if (slot) *slot = this;
+        if (slot) {
+            if (s->multi()) [[unlikely]]
+                publish_completion(this);
+            else
+                *slot = this;
+        }
         return true;
     }
 

@@ -117,13 +117,10 @@ inline bool has_suffix(const std::string& s, std::string_view suffix) {
 /// The parameters of the multi-threaded instantiation ("FourWorkers"): each
 /// compiled backend in owned mode as "<name>_x4", run with 4 workers
 /// (options.threads = 4). Guest mode with several workers is not supported.
-/// Instantiated by the cancel, errors, nesting, sync, nursery, timeout, channel,
-/// spawn, leak, bridge, budget, file, dns and handle suites; not yet by the I/O
-/// suites (tcp, udp, unix, process, signal, reader, tcp_stress, tcp_peer), which
-/// wait for descriptors to follow their microthreads between workers.
-/// "sim_x4" runs on one virtual clock shared by the 4 workers (it jumps when all
-/// are idle), but its schedule is not reproducible from the seed: the workers are
-/// real threads (docs/threads.md).
+/// Every suite instantiates it (the sim-only SimTest aside). "sim_x4" runs on
+/// one virtual clock shared by the 4 workers (it jumps when all are idle), but
+/// its schedule is not reproducible from the seed: the workers are real threads
+/// (docs/threads.md).
 inline std::vector<std::string> threaded_params() {
     std::vector<std::string> out;
     for (const std::string& b : ut::available_backends())

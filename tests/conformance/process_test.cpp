@@ -571,6 +571,8 @@ TEST_P(ProcessTest, ConcurrentProcessesAndTryWait) {
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, ProcessTest, ::testing::ValuesIn(suite_params()),
                          backend_name{});
+INSTANTIATE_TEST_SUITE_P(FourWorkers, ProcessTest, ::testing::ValuesIn(threaded_params()),
+                         backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

@@ -235,5 +235,7 @@ TEST_P(ReaderTest, OneMebibyteLineOverManyWrites) {
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, ReaderTest, ::testing::ValuesIn(suite_params()),
                          backend_name{});
+INSTANTIATE_TEST_SUITE_P(FourWorkers, ReaderTest, ::testing::ValuesIn(threaded_params()),
+                         backend_name{});
 
 }  // namespace uthreads_conformance

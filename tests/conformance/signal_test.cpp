@@ -288,5 +288,7 @@ TEST_P(SignalTest, InvalidSignalsAreRejectedNamingTheSignal) {
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, SignalTest, ::testing::ValuesIn(suite_params()),
                          backend_name{});
+INSTANTIATE_TEST_SUITE_P(FourWorkers, SignalTest, ::testing::ValuesIn(threaded_params()),
+                         backend_name{});
 
 }  // namespace uthreads_conformance

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstring>
 #include <fcntl.h>
+#include <mutex>
 #include <netinet/in.h>
 #include <random>
 #include <span>
@@ -272,27 +273,39 @@ void TcpPeerTest::out_of_descriptors(bool measure_cpu) {
         }
         ::close(ready[1]);
         ::close(stop[0]);
+        // Shared with the acceptor, which may run on another worker: `mu` guards
+        // held, freed and accepted_total (brief accesses, never across a wait).
+        std::mutex mu;
         std::vector<ut::tcp_stream> held;
         bool freed = false;
+        auto held_count = [&] {
+            std::lock_guard g(mu);
+            return held.size();
+        };
+        auto accepted_so_far = [&] {
+            std::lock_guard g(mu);
+            return accepted_total;
+        };
         auto acceptor = ut::spawn(
-            [](ut::tcp_listener& lst, std::vector<ut::tcp_stream>& h, bool& fr,
-               int& total) -> ut::task<> {
+            [](ut::tcp_listener& lst, std::vector<ut::tcp_stream>& h, bool& fr, int& total,
+               std::mutex& m) -> ut::task<> {
                 for (;;) {
                     ut::tcp_stream s = co_await lst.accept();
+                    std::lock_guard g(m);
                     ++total;
                     if (!fr) h.push_back(std::move(s));  // hold it: descriptors run out
                 }
-            }(l, held, freed, accepted_total),
+            }(l, held, freed, accepted_total, mu),
             "acceptor");
         limited = limit.lower_to(64);
         char b = 0;
         child_ready = co_await ut::to_thread([&] { return ::read(ready[0], &b, 1) == 1; });
         // Wait until the acceptor stopped making progress: it is out of descriptors.
-        for (std::size_t before = SIZE_MAX; before != held.size();) {
-            before = held.size();
+        for (std::size_t before = SIZE_MAX; before != held_count();) {
+            before = held_count();
             co_await ut::to_thread([] { std::this_thread::sleep_for(300ms); });
         }
-        held_at_limit = held.size();
+        held_at_limit = held_count();
         if (measure_cpu) {
             // CPU over 2 s of wall time while the acceptor is stuck.
             auto cpu0 = process_cpu();
@@ -303,11 +316,14 @@ void TcpPeerTest::out_of_descriptors(bool measure_cpu) {
             cpu_share = std::chrono::duration<double>(cpu) / std::chrono::duration<double>(wall);
         }
         // Free the descriptors: the acceptor takes (and drops) the rest.
-        freed = true;
-        held.clear();
+        {
+            std::lock_guard g(mu);
+            freed = true;
+            held.clear();
+        }
         // Sleeping, not yielding: on a virtual clock the acceptor's back-off
         // timer only fires when every microthread is idle.
-        for (auto t0 = wall_now(); accepted_total < flood && wall_now() - t0 < 10s;)
+        for (auto t0 = wall_now(); accepted_so_far() < flood && wall_now() - t0 < 10s;)
             co_await ut::sleep_for(5ms);
         limit.restore();
         co_await cancel_and_join(acceptor);
@@ -339,6 +355,8 @@ TEST_P(TcpPeerTest, AcceptOutOfDescriptorsBacksOffInsteadOfSpinning) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, TcpPeerTest, ::testing::ValuesIn(suite_params()),
+                         backend_name{});
+INSTANTIATE_TEST_SUITE_P(FourWorkers, TcpPeerTest, ::testing::ValuesIn(threaded_params()),
                          backend_name{});
 
 }  // namespace

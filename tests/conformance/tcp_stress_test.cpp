@@ -7,6 +7,7 @@
 #include "io_helpers.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <random>
@@ -116,7 +117,8 @@ TEST_P(TcpStressTest, HalfCloseCarriesLargeTransfersBothWays) {
 
 TEST_P(TcpStressTest, TenThousandConnectionsLeaveNoDescriptorBehind) {
     constexpr int total = 10000, batch = 100;
-    int served = 0, ok = 0;
+    // Atomic: handlers and clients run in parallel with several workers.
+    std::atomic<int> served{0}, ok{0};
     long fds_before = open_fd_count(), fds_after_run = -1;
     run_on_backend([&]() -> ut::task<> {
         auto l = ut::tcp_listener::bind("127.0.0.1", 0);
@@ -132,7 +134,7 @@ TEST_P(TcpStressTest, TenThousandConnectionsLeaveNoDescriptorBehind) {
         for (int done = 0; done < total; done += batch) {
             co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
                 for (int i = 0; i < batch; ++i)
-                    n.spawn([](std::uint16_t p, char tag, int& okc) -> ut::task<> {
+                    n.spawn([](std::uint16_t p, char tag, std::atomic<int>& okc) -> ut::task<> {
                         auto c = co_await ut::tcp_stream::connect("127.0.0.1", p);
                         co_await c.write_all(std::string_view(&tag, 1));
                         char b = 0;
@@ -146,8 +148,8 @@ TEST_P(TcpStressTest, TenThousandConnectionsLeaveNoDescriptorBehind) {
         co_await cancel_and_join(server);
     }());
     fds_after_run = open_fd_count();
-    EXPECT_EQ(ok, total);
-    EXPECT_EQ(served, total);
+    EXPECT_EQ(ok.load(), total);
+    EXPECT_EQ(served.load(), total);
     EXPECT_EQ(fds_after_run, fds_before) << "descriptors left open after 10,000 connections";
 }
 
@@ -355,6 +357,8 @@ TEST_P(TcpStressTest, EveryOperationCancelledAtRandomPoints) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, TcpStressTest, ::testing::ValuesIn(suite_params()),
+                         backend_name{});
+INSTANTIATE_TEST_SUITE_P(FourWorkers, TcpStressTest, ::testing::ValuesIn(threaded_params()),
                          backend_name{});
 
 }  // namespace

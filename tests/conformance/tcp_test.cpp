@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <arpa/inet.h>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstddef>
@@ -293,7 +294,8 @@ TEST_P(TcpTest, CloseWakesParkedReaderWithError) {
 }
 
 TEST_P(TcpTest, ServeTcpWithHundredConcurrentClients) {
-    int handled = 0, ok_clients = 0;
+    // Atomic: handlers and clients run in parallel with several workers.
+    std::atomic<int> handled{0}, ok_clients{0};
     bool server_cancelled = false;
     run_on_backend([&]() -> ut::task<> {
         auto l = ut::tcp_listener::bind("127.0.0.1", 0);
@@ -309,7 +311,7 @@ TEST_P(TcpTest, ServeTcpWithHundredConcurrentClients) {
         std::uint16_t port = l.port();
         co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
             for (int i = 0; i < 100; ++i)
-                n.spawn([](std::uint16_t p, int k, int& ok) -> ut::task<> {
+                n.spawn([](std::uint16_t p, int k, std::atomic<int>& ok) -> ut::task<> {
                     auto c = co_await ut::tcp_stream::connect("127.0.0.1", p);
                     auto msg =
                         pattern(100 + static_cast<std::size_t>(k) * 37, static_cast<unsigned>(k));
@@ -323,25 +325,26 @@ TEST_P(TcpTest, ServeTcpWithHundredConcurrentClients) {
         server.cancel();
         server_cancelled = co_await join_expect_cancelled(server);
     }());
-    EXPECT_EQ(ok_clients, 100);
-    EXPECT_EQ(handled, 100);
+    EXPECT_EQ(ok_clients.load(), 100);
+    EXPECT_EQ(handled.load(), 100);
     EXPECT_TRUE(server_cancelled);
 }
 
 TEST_P(TcpTest, CancellingServeTcpJoinsItsHandlers) {
     constexpr int clients = 10;
-    int entered = 0, handler_cancelled = 0, handler_returned = 0, eof_at_client = 0;
+    // Atomic: handlers and clients run in parallel with several workers.
+    std::atomic<int> entered{0}, handler_cancelled{0}, handler_returned{0};
+    int eof_at_client = 0;
     int alive_when_server_joined = -1;
     run_on_backend([&]() -> ut::task<> {
         auto l = ut::tcp_listener::bind("127.0.0.1", 0);
         ut::event all_in;
-        int in_handler = 0;
+        std::atomic<int> in_handler{0};
         auto server = ut::spawn(
             ut::serve_tcp(l,
                           [&](ut::tcp_stream s) -> ut::task<> {
-                              ++entered;
                               ++in_handler;
-                              if (entered == clients) all_in.set();
+                              if (++entered == clients) all_in.set();
                               try {
                                   char buf[8];
                                   co_await s.read_some(std::span<char>(buf));  // clients never send
@@ -368,20 +371,22 @@ TEST_P(TcpTest, CancellingServeTcpJoinsItsHandlers) {
             if (co_await c.read_some(std::span<char>(&b, 1)) == 0) ++eof_at_client;
         }
     }());
-    EXPECT_EQ(entered, clients);
-    EXPECT_EQ(handler_cancelled, clients);
-    EXPECT_EQ(handler_returned, 0);
+    EXPECT_EQ(entered.load(), clients);
+    EXPECT_EQ(handler_cancelled.load(), clients);
+    EXPECT_EQ(handler_returned.load(), 0);
     EXPECT_EQ(alive_when_server_joined, 0) << "serve_tcp returned while handlers still ran";
     EXPECT_EQ(eof_at_client, clients);
 }
 
 TEST_P(TcpTest, HandlerExceptionDoesNotStopServer) {
-    int reports = 0, served = 0;
+    // Atomic: handlers and clients run in parallel with several workers.
+    std::atomic<int> reports{0};
+    int served = 0;
     auto previous = ut::set_unhandled_exception_handler(
         [&](std::string_view, const std::exception_ptr&) { ++reports; });
     run_on_backend([&]() -> ut::task<> {
         auto l = ut::tcp_listener::bind("127.0.0.1", 0);
-        int calls = 0;
+        std::atomic<int> calls{0};
         auto server = ut::spawn(ut::serve_tcp(l,
                                               [&](ut::tcp_stream s) -> ut::task<> {
                                                   if (calls++ == 0)
@@ -398,7 +403,7 @@ TEST_P(TcpTest, HandlerExceptionDoesNotStopServer) {
     }());
     ut::set_unhandled_exception_handler(std::move(previous));
     EXPECT_EQ(served, 2);
-    EXPECT_EQ(reports, 1) << "a failing handler was not reported exactly once";
+    EXPECT_EQ(reports.load(), 1) << "a failing handler was not reported exactly once";
 }
 
 // ---- options, endpoints, gather writes, errors (issue 4) ------------------
@@ -705,7 +710,9 @@ TEST_P(TcpTest, Ipv6AnyAcceptsIpv4UnlessIpv6Only) {
 
 TEST_P(TcpTest, ReusePortLetsTwoListenersShareAPort) {
     std::error_code without;
-    int accepted = 0, connected = 0;
+    // Atomic: the two acceptors run in parallel with several workers.
+    std::atomic<int> accepted{0};
+    int connected = 0;
     bool same_port = false;
     run_on_backend([&]() -> ut::task<> {
         auto a = ut::tcp_listener::bind("127.0.0.1", 0, ut::listen_options{.reuse_port = true});
@@ -717,7 +724,7 @@ TEST_P(TcpTest, ReusePortLetsTwoListenersShareAPort) {
         } catch (const std::system_error& e) {
             without = e.code();
         }
-        auto accept_all = [](ut::tcp_listener& l, int& n) -> ut::task<> {
+        auto accept_all = [](ut::tcp_listener& l, std::atomic<int>& n) -> ut::task<> {
             for (;;) {
                 auto s = co_await l.accept();
                 ++n;
@@ -736,7 +743,7 @@ TEST_P(TcpTest, ReusePortLetsTwoListenersShareAPort) {
     EXPECT_TRUE(same_port);
     EXPECT_EQ(without, std::errc::address_in_use);
     EXPECT_EQ(connected, 20);
-    EXPECT_EQ(accepted, 20);
+    EXPECT_EQ(accepted.load(), 20);
 }
 
 TEST_P(TcpTest, GatherWriteSendsEveryBufferInOrder) {
@@ -770,17 +777,22 @@ TEST_P(TcpTest, GatherWriteSendsEveryBufferInOrder) {
 
 TEST_P(TcpTest, ServeTcpLimitCapsConcurrentHandlers) {
     constexpr int limit = 3, clients = 10;
-    int max_seen = 0, served = 0, entered_while_held = -1;
+    // Atomic: handlers and clients run in parallel with several workers.
+    std::atomic<int> max_seen{0}, served{0};
+    int entered_while_held = -1;
     run_on_backend([&]() -> ut::task<> {
         auto l = ut::tcp_listener::bind("127.0.0.1", 0);
-        int current = 0, entered = 0;
+        std::atomic<int> current{0}, entered{0};
         ut::event release;
         auto server =
             ut::spawn(ut::serve_tcp(
                           l,
                           [&](ut::tcp_stream s) -> ut::task<> {
                               ++entered;
-                              max_seen = std::max(max_seen, ++current);
+                              int now = ++current;
+                              int seen = max_seen.load();
+                              while (seen < now && !max_seen.compare_exchange_weak(seen, now)) {
+                              }
                               co_await release.wait();
                               co_await ut::sleep_for(1ms);  // overlap with the next handlers
                               char b = 0;
@@ -795,7 +807,7 @@ TEST_P(TcpTest, ServeTcpLimitCapsConcurrentHandlers) {
         hs.reserve(clients);
         for (int i = 0; i < clients; ++i)
             hs.push_back(ut::spawn(
-                [](std::uint16_t p, int& ok) -> ut::task<> {
+                [](std::uint16_t p, std::atomic<int>& ok) -> ut::task<> {
                     auto c = co_await ut::tcp_stream::connect("127.0.0.1", p);
                     co_await c.write_all(std::string_view("z"));
                     char b = 0;
@@ -813,13 +825,14 @@ TEST_P(TcpTest, ServeTcpLimitCapsConcurrentHandlers) {
         co_await cancel_and_join(server);
     }());
     EXPECT_EQ(entered_while_held, limit) << "serve_tcp accepted beyond its limit";
-    EXPECT_EQ(max_seen, limit);
-    EXPECT_EQ(served, clients);
+    EXPECT_EQ(max_seen.load(), limit);
+    EXPECT_EQ(served.load(), clients);
 }
 
 TEST_P(TcpTest, CancellingALimitedServeTcpJoinsHandlersAndLeavesTheBacklog) {
     constexpr int limit = 2;
-    int entered = 0, cancelled_handlers = 0;
+    // Atomic: handlers and clients run in parallel with several workers.
+    std::atomic<int> entered{0}, cancelled_handlers{0};
     bool joined = false;
     int eof_or_reset = 0;
     run_on_backend([&]() -> ut::task<> {
@@ -858,12 +871,14 @@ TEST_P(TcpTest, CancellingALimitedServeTcpJoinsHandlersAndLeavesTheBacklog) {
         }
     }());
     EXPECT_TRUE(joined);
-    EXPECT_EQ(entered, limit);
-    EXPECT_EQ(cancelled_handlers, limit);
+    EXPECT_EQ(entered.load(), limit);
+    EXPECT_EQ(cancelled_handlers.load(), limit);
     EXPECT_EQ(eof_or_reset, 5);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, TcpTest, ::testing::ValuesIn(suite_params()), backend_name{});
+INSTANTIATE_TEST_SUITE_P(FourWorkers, TcpTest, ::testing::ValuesIn(threaded_params()),
+                         backend_name{});
 
 }  // namespace
 }  // namespace uthreads_conformance

@@ -325,5 +325,7 @@ TEST_P(UnixTest, BindOutsideRuntimeThenServeInside) {
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, UnixTest, ::testing::ValuesIn(suite_params()),
                          backend_name{});
+INSTANTIATE_TEST_SUITE_P(FourWorkers, UnixTest, ::testing::ValuesIn(threaded_params()),
+                         backend_name{});
 
 }  // namespace uthreads_conformance

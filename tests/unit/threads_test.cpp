@@ -10,7 +10,11 @@
 // Run under ThreadSanitizer too (`make test` runs this file in build/tsan).
 #include <uthreads/uthreads.hpp>
 
+#include "../fd_count.hpp"
+
 #include <gtest/gtest.h>
+
+#include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
@@ -921,6 +925,355 @@ TEST_P(ThreadsTest, ToThreadFromEveryWorker) {
         }(),
         opts());
     EXPECT_EQ(sum.load(), 31 * 32 / 2);
+}
+
+// ---- Descriptors across workers (docs/threads.md) ---------------------------
+//
+// A connected socket pair wrapped as `Stream`: tcp_stream (recv/send, so
+// completion operations on io_uring) or pipe_stream (read/write, readiness waits
+// on every backend). Both ends non-blocking and close-on-exec.
+template <class Stream>
+std::pair<Stream, Stream> stream_pair() {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0)
+        throw std::system_error(errno, std::system_category(), "socketpair");
+    // Small buffers, so that writes of a few hundred kilobytes park.
+    for (int fd : fds) {
+        int size = 16 * 1024;
+        ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    }
+    return {Stream(fds[0], "pair end 0"), Stream(fds[1], "pair end 1")};
+}
+
+/// Open descriptors once a run with `o` has been made: a backend library may
+/// keep process-wide descriptors from its first loop on (libuv's signal pipe).
+long fds_after_first_run(const ut::options& o) {
+    ut::run([]() -> ut::task<> { co_return; }(), o);
+    return open_fd_count();
+}
+
+TEST_P(ThreadsTest, OneListenerAcceptedFromMicrothreadsOnEveryWorker) {
+    watchdog w(120s, "listener across workers");
+    const long fds = fds_after_first_run(opts());
+    constexpr int conns = 64;
+    thread_set acceptors;
+    std::atomic<int> echoed{0};
+    ut::run(
+        [&]() -> ut::task<> {
+            // Bound by main; accepted, one at a time, from microthreads that idle
+            // workers stole before they started: the registration follows them.
+            auto l = ut::tcp_listener::bind("127.0.0.1", 0);
+            ut::mutex turn;
+            co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
+                for (int i = 0; i < conns; ++i) {
+                    n.spawn(
+                        [](ut::tcp_listener& l, ut::mutex& turn, thread_set& seen) -> ut::task<> {
+                            // Holds this worker's thread a moment: the others steal the rest.
+                            std::this_thread::sleep_for(1ms);
+                            ut::tcp_stream s;
+                            {
+                                auto g = co_await turn.lock();
+                                s = co_await l.accept();
+                            }
+                            seen.note();
+                            char c = 0;
+                            co_await s.read_exact(std::span<char>(&c, 1));
+                            co_await s.write_all(std::string_view(&c, 1));
+                        }(l, turn, acceptors));
+                    n.spawn([](std::uint16_t port, int i, std::atomic<int>& echoed) -> ut::task<> {
+                        auto s = co_await ut::tcp_stream::connect("127.0.0.1", port);
+                        const char c = static_cast<char>('a' + i % 26);
+                        co_await s.write_all(std::string_view(&c, 1));
+                        char r = 0;
+                        co_await s.read_exact(std::span<char>(&r, 1));
+                        if (r == c) echoed.fetch_add(1);
+                    }(l.port(), i, echoed));
+                }
+                co_return;
+            });
+        }(),
+        opts());
+    EXPECT_EQ(echoed.load(), conns);
+    EXPECT_GE(acceptors.size(), 2u) << "every accept ran on one worker";
+    EXPECT_EQ(open_fd_count(), fds) << "descriptors leaked";
+}
+
+// One end of a pair travels through a channel between relay microthreads
+// (spread over the workers); each holder exchanges one byte with an echo
+// microthread on the other end, which stays where it is.
+template <class Stream>
+void hand_a_stream_around(const ut::options& o, int hops) {
+    const long fds = fds_after_first_run(o);
+    std::atomic<int> done{0}, wrong{0}, crossed{0};
+    std::atomic<std::thread::id> last{};
+    thread_set holders;
+    ut::run(
+        [&]() -> ut::task<> {
+            auto pair = stream_pair<Stream>();
+            Stream& mine = pair.first;
+            Stream& theirs = pair.second;
+            ut::channel<Stream> ch(1);
+            co_await ch.send(std::move(mine));
+            auto relay = [&]() -> ut::task<> {
+                // Holds this worker's thread a moment: idle workers steal the
+                // other relays before they start.
+                std::this_thread::sleep_for(1ms);
+                while (std::optional<Stream> s = co_await ch.recv()) {
+                    holders.note();
+                    std::thread::id me = std::this_thread::get_id();
+                    if (last.exchange(me) != me) crossed.fetch_add(1);
+                    int hop = done.load();
+                    const char c = static_cast<char>(hop);
+                    co_await s->write_all(std::string_view(&c, 1));
+                    char back = 0;
+                    co_await s->read_exact(std::span<char>(&back, 1));
+                    if (back != c) wrong.fetch_add(1);
+                    if (done.fetch_add(1) + 1 == hops) {
+                        ch.close();
+                        s->close();  // the echo sees end of stream
+                    } else {
+                        co_await ch.send(std::move(*s));
+                    }
+                }
+            };
+            co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
+                n.spawn([](Stream& s) -> ut::task<> {
+                    char c = 0;
+                    while (co_await s.read_some(std::span<char>(&c, 1)) == 1)
+                        co_await s.write_all(std::string_view(&c, 1));
+                }(theirs));
+                for (int r = 0; r < 4; ++r) n.spawn(relay());
+                co_return;
+            });
+        }(),
+        o);
+    EXPECT_EQ(done.load(), hops);
+    EXPECT_EQ(wrong.load(), 0);
+    EXPECT_GE(holders.size(), 2u) << "the stream never left one worker";
+    std::printf("  %d of %d hand-overs changed workers\n", crossed.load(), hops);
+    EXPECT_GT(crossed.load(), 0);
+    EXPECT_EQ(open_fd_count(), fds) << "descriptors leaked";
+}
+
+TEST_P(ThreadsTest, AStreamPassedBetweenWorkersThroughAChannel) {
+    watchdog w(180s, "stream through a channel");
+    hand_a_stream_around<ut::tcp_stream>(opts(), 1000);
+    hand_a_stream_around<ut::pipe_stream>(opts(), 1000);
+}
+
+// A read parked on one worker; the stream closed by a microthread that is
+// (mostly) on another: the read fails with EBADF, nothing leaks.
+template <class Stream>
+void close_while_parked(const ut::options& o, int rounds) {
+    const long fds = fds_after_first_run(o);
+    std::atomic<int> ebadf{0}, crossed{0};
+    ut::run(
+        [&]() -> ut::task<> {
+            for (int r = 0; r < rounds; ++r) {
+                auto pair = stream_pair<Stream>();
+                Stream& a = pair.first;
+                // pair.second stays open: the read has nothing to read.
+                std::atomic<std::thread::id> reader{};
+                auto read = [&]() -> ut::task<> {
+                    std::this_thread::sleep_for(1ms);
+                    reader = std::this_thread::get_id();
+                    char buf[8];
+                    try {
+                        co_await a.read_some(std::span<char>(buf));
+                    } catch (const std::system_error& e) {
+                        if (e.code().value() == EBADF) ebadf.fetch_add(1);
+                    }
+                };
+                auto close_it = [&]() -> ut::task<> {
+                    std::this_thread::sleep_for(1ms);  // an idle worker may steal the reader
+                    co_await ut::sleep_for(2ms);
+                    if (reader.load() != std::this_thread::get_id()) crossed.fetch_add(1);
+                    a.close();
+                };
+                co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
+                    n.spawn(read());
+                    n.spawn(close_it());
+                    co_return;
+                });
+            }
+        }(),
+        o);
+    EXPECT_EQ(ebadf.load(), rounds);
+    std::printf("  %d of %d closes came from another worker\n", crossed.load(), rounds);
+    EXPECT_GT(crossed.load(), 0);
+    EXPECT_EQ(open_fd_count(), fds) << "descriptors leaked";
+}
+
+TEST_P(ThreadsTest, CloseFromAnotherWorkerWakesAParkedReadWithEbadf) {
+    watchdog w(120s, "close from another worker");
+    close_while_parked<ut::tcp_stream>(opts(), 40);
+    close_while_parked<ut::pipe_stream>(opts(), 40);
+}
+
+// Reads that time out (nothing is sent) from microthreads on every worker,
+// taking turns on one stream, while another microthread keeps a write parked on
+// it: cancellation lands before, during and after the hand-over of the
+// registration, and on reads parked for another worker. Afterwards the stream
+// still works in both directions.
+template <class Stream>
+void cancel_during_hand_over(const ut::options& o, int readers, int tries) {
+    const long fds = fds_after_first_run(o);
+    std::atomic<int> timeouts{0};
+    std::string got;
+    ut::run(
+        [&]() -> ut::task<> {
+            auto pair = stream_pair<Stream>();
+            Stream& a = pair.first;
+            Stream& b = pair.second;
+            const std::string big(256 * 1024, 'w');
+            ut::mutex turn;
+            auto timed_reads = [&](int i) -> ut::task<> {
+                std::this_thread::sleep_for(1ms);
+                for (int k = 0; k < tries; ++k) {
+                    auto g = co_await turn.lock();
+                    char c = 0;
+                    try {
+                        co_await ut::with_timeout(
+                            std::chrono::microseconds((i * 37 + k * 11) % 300),
+                            a.read_some(std::span<char>(&c, 1)));
+                    } catch (const ut::timeout_error&) {
+                        timeouts.fetch_add(1);
+                    }
+                }
+            };
+            auto final_read = [&]() -> ut::task<> {
+                char c = 0;
+                co_await a.read_exact(std::span<char>(&c, 1));
+                got.assign(1, c);
+            };
+            co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
+                // Parks in the write direction until b is drained below.
+                auto writer = ut::spawn(a.write_all(big));
+                co_await ut::with_nursery([&](ut::nursery& rs) -> ut::task<> {
+                    for (int i = 0; i < readers; ++i) rs.spawn(timed_reads(i));
+                    co_return;
+                });
+                std::string sink(big.size(), '\0');
+                co_await b.read_exact(std::span<char>(sink));
+                co_await writer;
+                EXPECT_EQ(sink, big);
+                co_await b.write_all(std::string_view("z"));
+                n.spawn(final_read());
+                co_return;
+            });
+        }(),
+        o);
+    EXPECT_EQ(timeouts.load(), readers * tries) << "a read returned although nothing was sent";
+    EXPECT_EQ(got, "z");
+    EXPECT_EQ(open_fd_count(), fds) << "descriptors leaked";
+}
+
+TEST_P(ThreadsTest, CancelDuringTheHandOverOfADescriptor) {
+    watchdog w(180s, "cancel during hand-over");
+    cancel_during_hand_over<ut::tcp_stream>(opts(), 8, 25);
+    cancel_during_hand_over<ut::pipe_stream>(opts(), 8, 25);
+}
+
+TEST_P(ThreadsTest, ProcessSpawnedOnOneWorkerWaitedOnAnother) {
+    watchdog w(120s, "process across workers");
+    const long fds = fds_after_first_run(opts());
+    constexpr int rounds = 12;
+    std::atomic<int> codes{0}, crossed{0};
+    ut::run(
+        [&]() -> ut::task<> {
+            co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
+                for (int i = 0; i < rounds; ++i) {
+                    auto p = ut::process::spawn({"/bin/sh", "-c", "sleep 0.05; exit 3"});
+                    // Registered here by a wait that gives up...
+                    try {
+                        co_await ut::with_timeout(1ms, p.wait());
+                    } catch (const ut::timeout_error&) {
+                    }
+                    // ...and waited for by a microthread that may start anywhere.
+                    n.spawn([](ut::process p, std::thread::id spawner, std::atomic<int>& codes,
+                               std::atomic<int>& crossed) -> ut::task<> {
+                        if (std::this_thread::get_id() != spawner) crossed.fetch_add(1);
+                        ut::exit_status st = co_await p.wait();
+                        if (st.exit_code == 3) codes.fetch_add(1);
+                    }(std::move(p), std::this_thread::get_id(), codes, crossed));
+                    std::this_thread::sleep_for(1ms);  // let idle workers steal it
+                }
+                co_return;
+            });
+        }(),
+        opts());
+    EXPECT_EQ(codes.load(), rounds);
+    std::printf("  %d of %d waits ran on another worker\n", crossed.load(), rounds);
+    EXPECT_GT(crossed.load(), 0);
+    EXPECT_EQ(open_fd_count(), fds) << "descriptors leaked";
+}
+
+// One microthread writes a stream while another reads it (an echo on the other
+// end), each started wherever an idle worker took it: when they run on
+// different workers, the second direction's waits are parked by the worker
+// that has the descriptor registered.
+template <class Stream>
+void full_duplex(const ut::options& o, int rounds) {
+    const long fds = fds_after_first_run(o);
+    std::atomic<int> ok{0}, crossed{0};
+    ut::run(
+        [&]() -> ut::task<> {
+            for (int r = 0; r < rounds; ++r) {
+                auto pair = stream_pair<Stream>();
+                Stream& a = pair.first;
+                Stream& b = pair.second;
+                std::string data(128 * 1024, '\0');
+                for (std::size_t i = 0; i < data.size(); ++i)
+                    data[i] = static_cast<char>((i * 7 + static_cast<std::size_t>(r)) % 251);
+                std::string back(data.size(), '\0');
+                std::atomic<std::thread::id> wt{}, rt{};
+                auto echo = [&]() -> ut::task<> {  // echo
+                    char buf[4096];
+                    for (;;) {
+                        std::size_t k = co_await b.read_some(std::span<char>(buf));
+                        if (k == 0) break;
+                        co_await b.write_all(std::string_view(buf, k));
+                    }
+                };
+                // Each holds its worker's thread a moment first, so that an idle
+                // worker steals the other.
+                auto write_side = [&]() -> ut::task<> {
+                    std::this_thread::sleep_for(1ms);
+                    wt = std::this_thread::get_id();
+                    for (std::size_t off = 0; off < data.size(); off += 1000)
+                        co_await a.write_all(std::string_view(data).substr(off, 1000));
+                };
+                auto read_side = [&]() -> ut::task<> {
+                    std::this_thread::sleep_for(1ms);
+                    rt = std::this_thread::get_id();
+                    co_await a.read_exact(std::span<char>(back));
+                };
+                co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
+                    n.spawn(echo());
+                    auto w = ut::spawn(write_side());
+                    auto r = ut::spawn(read_side());
+                    co_await w;
+                    co_await r;
+                    a.close();  // the echo sees end of stream
+                    co_return;
+                });
+                if (back == data) ok.fetch_add(1);
+                if (wt.load() != rt.load()) crossed.fetch_add(1);
+            }
+        }(),
+        o);
+    EXPECT_EQ(ok.load(), rounds);
+    std::printf("  %d of %d rounds had reader and writer on different workers\n", crossed.load(),
+                rounds);
+    EXPECT_GT(crossed.load(), 0);
+    EXPECT_EQ(open_fd_count(), fds) << "descriptors leaked";
+}
+
+TEST_P(ThreadsTest, FullDuplexAcrossWorkers) {
+    watchdog w(180s, "full duplex across workers");
+    full_duplex<ut::tcp_stream>(opts(), 20);
+    full_duplex<ut::pipe_stream>(opts(), 20);
 }
 
 std::vector<std::string> thread_backends() { return ut::available_backends(); }

@@ -237,6 +237,8 @@ public:
 
     /// True if this scheduler is one worker of a multi-threaded runtime.
     bool multi() const noexcept { return multi_; }
+    /// The multi-threaded runtime this worker belongs to (null with one worker).
+    worker_group* group() const noexcept { return group_; }
     /// Complete the wait of `m`, a microthread of this worker, from whatever
     /// worker the caller runs on: a local push, or this worker's remote queue and
     /// a backend wake(). The caller must not touch `m`'s wait node afterwards.
