@@ -284,24 +284,34 @@ std::coroutine_handle<> scheduler::finish(microthread* m) noexcept {
     return std::noop_coroutine();
 }
 
-void release(microthread* m) noexcept {
-    if (tls_multi) [[unlikely]] {
-        // Several workers: the last reference may be dropped on any of them.
-        // acq_rel: whoever frees sees every write made before the other drops.
-        if (std::atomic_ref<std::uint32_t>(m->refs).fetch_sub(1, std::memory_order_acq_rel) != 1)
-            return;
-    } else if (--m->refs != 0) {
-        return;
-    }
+namespace {
+// The end of a microthread record, once its last reference is gone.
+UTHREADS_ALWAYS_INLINE void destroy_record(microthread* m) noexcept {
     if (m->root && m->root->exception && !m->error_observed)
         report_unhandled(m->name ? *m->name : std::string(), m->root->exception);
     if (m->frame) m->frame.destroy();
     delete m->name;
     delete m;
-    if (tls_multi) [[unlikely]]
-        tls_scheduler->count_release();
-    else
-        --tls_live_microthreads;
+}
+
+// Several workers: the last reference may be dropped on any of them.
+[[gnu::noinline]] void release_multi(microthread* m) noexcept {
+    // acq_rel: whoever frees sees every write made before the other drops.
+    if (std::atomic_ref<std::uint32_t>(m->refs).fetch_sub(1, std::memory_order_acq_rel) != 1)
+        return;
+    destroy_record(m);
+    tls_scheduler->count_release();
+}
+}  // namespace
+
+void release(microthread* m) noexcept {
+    if (tls_multi) [[unlikely]] {
+        release_multi(m);
+        return;
+    }
+    if (--m->refs != 0) return;
+    destroy_record(m);
+    --tls_live_microthreads;
 }
 
 void detach(microthread* m) noexcept {
