@@ -7,7 +7,7 @@
 // there. That message is posted before the posting child finishes, and the
 // parent is only woken (through the same FIFO remote queue) once every child has
 // finished, so the nursery is still alive when the message runs.
-// Lock order: nursery → microthread stripe (cancel) → remote queue.
+// Lock order: nursery → remote queue (a cancel posted to a child's worker).
 #include "scheduler_internal.hpp"
 
 #include <uthreads/nursery.hpp>
