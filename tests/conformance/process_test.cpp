@@ -12,6 +12,7 @@
 #include <uthreads/process.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstddef>
@@ -466,12 +467,12 @@ TEST_P(ProcessTest, CancellingWaitLosesNothing) {
     ut::exit_status st;
     run_on_backend([&]() -> ut::task<> {
         ut::process p = ut::process::spawn({"sleep", "30"});
-        bool started = false;
-        auto h = ut::spawn([](ut::process& p, bool& started) -> ut::task<> {
+        std::atomic<bool> started{false};  // the waiter may run on another worker
+        auto h = ut::spawn([](ut::process& p, std::atomic<bool>& started) -> ut::task<> {
             started = true;
             co_await p.wait();
         }(p, started));
-        co_await yield_until([&] { return started; }, "waiter started");
+        co_await yield_until([&] { return started.load(); }, "waiter started");
         co_await ut::yield_now();
         h.cancel();
         was_cancelled = co_await join_expect_cancelled(h);

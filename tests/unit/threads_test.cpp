@@ -1015,7 +1015,9 @@ void hand_a_stream_around(const ut::options& o, int hops) {
             Stream& theirs = pair.second;
             ut::channel<Stream> ch(1);
             co_await ch.send(std::move(mine));
+            thread_set relay_threads;
             auto relay = [&]() -> ut::task<> {
+                relay_threads.note();
                 // Holds this worker's thread a moment: idle workers steal the
                 // other relays before they start.
                 std::this_thread::sleep_for(1ms);
@@ -1043,7 +1045,12 @@ void hand_a_stream_around(const ut::options& o, int hops) {
                     while (co_await s.read_some(std::span<char>(&c, 1)) == 1)
                         co_await s.write_all(std::string_view(&c, 1));
                 }(theirs));
-                for (int r = 0; r < 4; ++r) n.spawn(relay());
+                // At least four relays, and more until two of them started on
+                // different workers (a loaded machine may be slow to steal).
+                for (int r = 0; r < 4 || (relay_threads.size() < 2 && r < 200); ++r) {
+                    n.spawn(relay());
+                    if (r >= 3) co_await ut::sleep_for(1ms);
+                }
                 co_return;
             });
         }(),
