@@ -286,6 +286,9 @@ void TcpPeerTest::out_of_descriptors(bool measure_cpu) {
             std::lock_guard g(mu);
             return accepted_total;
         };
+        // Lowered before the acceptor exists: with several workers it may start
+        // at once on another one and take every connection first.
+        limited = limit.lower_to(64);
         auto acceptor = ut::spawn(
             [](ut::tcp_listener& lst, std::vector<ut::tcp_stream>& h, bool& fr, int& total,
                std::mutex& m) -> ut::task<> {
@@ -297,7 +300,6 @@ void TcpPeerTest::out_of_descriptors(bool measure_cpu) {
                 }
             }(l, held, freed, accepted_total, mu),
             "acceptor");
-        limited = limit.lower_to(64);
         char b = 0;
         child_ready = co_await ut::to_thread([&] { return ::read(ready[0], &b, 1) == 1; });
         // Wait until the acceptor stopped making progress: it is out of descriptors.
