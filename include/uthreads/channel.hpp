@@ -42,14 +42,16 @@ public:
     // budget ran out, `yield_` makes await_suspend requeue instead of parking.
     // await_ready has checked cancellation, so await_suspend parks unchecked.
     struct send_operation : detail::queued_waiter {
-        send_operation(channel* c, T&& v) : ch(c), value(std::move(v)) {}
+        send_operation(channel* c, T&& v)
+            : ch(c)
+            , value(std::move(v)) {}
         channel* ch;
         T value;
         bool closed_seen = false;
         bool yield_ = false;
         bool await_ready() {
             s = &detail::current_scheduler("channel::send");
-            return detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
+            return detail::by_workers([this]<bool Multi>() UTHREADS_ALWAYS_INLINE {
                 detail::guard_if<Multi> g(ch->lock_);
                 if (ch->closed_) throw channel_closed();
                 if (detail::cancel_pending(s->current_)) throw ::uthreads::cancelled{};
@@ -64,20 +66,22 @@ public:
                 detail::yield_after(*s, h);
                 return true;
             }
-            return detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
-                detail::guard_if<Multi> g(ch->lock_);
-                if constexpr (Multi) {
-                    // Another worker may have changed the channel since await_ready.
-                    if (ch->closed_) {
-                        closed_seen = true;
-                        return false;
+            return detail::by_workers(
+                [this]<bool Multi>(std::coroutine_handle<> h) UTHREADS_ALWAYS_INLINE {
+                    detail::guard_if<Multi> g(ch->lock_);
+                    if constexpr (Multi) {
+                        // Another worker may have changed the channel since await_ready.
+                        if (ch->closed_) {
+                            closed_seen = true;
+                            return false;
+                        }
+                        if (ch->template try_send_now<Multi>(value)) return false;
                     }
-                    if (ch->template try_send_now<Multi>(value)) return false;
-                }
-                detail::park_in_checked<send_operation, &list_of, Multi>(this, ch->senders_, h,
-                                                                         ch->lock_);
-                return true;
-            });
+                    detail::park_in_checked<send_operation, &list_of, Multi>(this, ch->senders_, h,
+                                                                             ch->lock_);
+                    return true;
+                },
+                h);
         }
         void await_resume() const {
             detail::throw_if_cancelled(*this);
@@ -93,7 +97,7 @@ public:
         bool await_ready() {
             s = &detail::current_scheduler("channel::recv");
             if (detail::cancel_pending(s->current_)) throw ::uthreads::cancelled{};
-            return detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
+            return detail::by_workers([this]<bool Multi>() UTHREADS_ALWAYS_INLINE {
                 detail::guard_if<Multi> g(ch->lock_);
                 if (!ch->template try_recv_now<Multi>(slot)) return false;
                 if (--s->budget_ > 0) return true;
@@ -106,15 +110,17 @@ public:
                 detail::yield_after(*s, h);
                 return true;
             }
-            return detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
-                detail::guard_if<Multi> g(ch->lock_);
-                // Another worker may have sent or closed since await_ready.
-                if constexpr (Multi)
-                    if (ch->template try_recv_now<Multi>(slot)) return false;
-                detail::park_in_checked<recv_operation, &list_of, Multi>(this, ch->receivers_, h,
-                                                                         ch->lock_);
-                return true;
-            });
+            return detail::by_workers(
+                [this]<bool Multi>(std::coroutine_handle<> h) UTHREADS_ALWAYS_INLINE {
+                    detail::guard_if<Multi> g(ch->lock_);
+                    // Another worker may have sent or closed since await_ready.
+                    if constexpr (Multi)
+                        if (ch->template try_recv_now<Multi>(slot)) return false;
+                    detail::park_in_checked<recv_operation, &list_of, Multi>(this, ch->receivers_,
+                                                                             h, ch->lock_);
+                    return true;
+                },
+                h);
         }
         std::optional<T> await_resume() {
             detail::throw_if_cancelled(*this);
@@ -128,9 +134,7 @@ public:
     /// closed before the value was taken. Suspension and cancellation point: a
     /// cancelled or failed send did not deliver `v`, and `v` is dropped with the
     /// operation (keep a copy if you need to retry).
-    send_operation send(T v) {
-        return send_operation(this, std::move(v));
-    }
+    send_operation send(T v) { return send_operation(this, std::move(v)); }
 
     /// Receive the next value, waiting while none is available. Returns nullopt
     /// once the channel is closed and drained. Suspension and cancellation point:
@@ -144,28 +148,32 @@ public:
     /// Send without waiting: false if it would have to wait. Throws channel_closed
     /// on a closed channel.
     bool try_send(T v) {
-        return detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
-            detail::guard_if<Multi> g(lock_);
-            if (closed_) throw channel_closed();
-            return try_send_now<Multi>(v);
-        });
+        return detail::by_workers(
+            [this]<bool Multi>(T* v) UTHREADS_ALWAYS_INLINE {
+                detail::guard_if<Multi> g(lock_);
+                if (closed_) throw channel_closed();
+                return try_send_now<Multi>(*v);
+            },
+            &v);
     }
 
     /// Receive without waiting: nullopt if nothing is available (or closed and
     /// drained; check `closed()` to tell them apart).
     std::optional<T> try_recv() {
         std::optional<T> out;
-        detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
-            detail::guard_if<Multi> g(lock_);
-            try_recv_now<Multi>(out);
-        });
+        detail::by_workers(
+            [this]<bool Multi>(std::optional<T>* out) UTHREADS_ALWAYS_INLINE {
+                detail::guard_if<Multi> g(lock_);
+                try_recv_now<Multi>(*out);
+            },
+            &out);
         return out;
     }
 
     /// Close: pending and future sends throw channel_closed; receivers drain what
     /// is buffered, then get nullopt. Idempotent.
     void close() {
-        detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
+        detail::by_workers([this]<bool Multi>() UTHREADS_ALWAYS_INLINE {
             detail::guard_if<Multi> g(lock_);
             if (closed_) return;
             closed_ = true;

@@ -17,7 +17,7 @@ public:
 
     /// Set the flag and wake every waiter.
     void set() {
-        detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
+        detail::by_workers([this]<bool Multi>() UTHREADS_ALWAYS_INLINE {
             detail::guard_if<Multi> g(q_.lock_);
             set_ = true;
             q_.wake_all_locked<Multi>();
@@ -40,15 +40,17 @@ public:
             return detail::enter_fast_path(detail::current_scheduler("event::wait")) && e->is_set();
         }
         bool await_suspend(std::coroutine_handle<> h) {
-            return detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
-                detail::guard_if<Multi> g(q->lock_);
-                if (e->set_) {
-                    detail::yield_after(*detail::tls_scheduler, h);
-                    return true;
-                }
-                return detail::park_in<wait_queue::wait_operation, &list_of, Multi>(
-                    this, q->waiters_, h, q->lock_);
-            });
+            return detail::by_workers(
+                [this]<bool Multi>(std::coroutine_handle<> h) UTHREADS_ALWAYS_INLINE {
+                    detail::guard_if<Multi> g(q->lock_);
+                    if (e->set_) {
+                        detail::yield_after(*detail::tls_scheduler, h);
+                        return true;
+                    }
+                    return detail::park_in<wait_queue::wait_operation, &list_of, Multi>(
+                        this, q->waiters_, h, q->lock_);
+                },
+                h);
         }
     };
     /// Wait until the flag is set. Suspension and cancellation point (loses

@@ -27,15 +27,17 @@ public:
             return sem->try_acquire();
         }
         UTHREADS_ALWAYS_INLINE bool await_suspend(std::coroutine_handle<> h) {
-            return detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
-                detail::guard_if<Multi> g(sem->lock_);
-                if (sem->try_acquire_locked()) {
-                    detail::yield_after(*detail::tls_scheduler, h);
-                    return true;
-                }
-                return detail::park_in<acquire_operation, &list_of, Multi>(this, sem->waiters_, h,
-                                                                           sem->lock_);
-            });
+            return detail::by_workers(
+                [this]<bool Multi>(std::coroutine_handle<> h) UTHREADS_ALWAYS_INLINE {
+                    detail::guard_if<Multi> g(sem->lock_);
+                    if (sem->try_acquire_locked()) {
+                        detail::yield_after(*detail::tls_scheduler, h);
+                        return true;
+                    }
+                    return detail::park_in<acquire_operation, &list_of, Multi>(this, sem->waiters_,
+                                                                               h, sem->lock_);
+                },
+                h);
         }
         void await_resume() const { detail::throw_if_cancelled(*this); }
         static detail::waiter_list& list_of(acquire_operation* w) { return w->sem->waiters_; }
@@ -51,7 +53,7 @@ public:
 
     /// Take one unit if available without waiting.
     bool try_acquire() noexcept {
-        return detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
+        return detail::by_workers([this]<bool Multi>() UTHREADS_ALWAYS_INLINE {
             detail::guard_if<Multi> g(lock_);
             return try_acquire_locked();
         });
@@ -59,7 +61,7 @@ public:
 
     /// Return one unit: to the longest waiter if any, else to the count.
     void release() {
-        detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
+        detail::by_workers([this]<bool Multi>() UTHREADS_ALWAYS_INLINE {
             detail::guard_if<Multi> g(lock_);
             if (!waiters_.empty())
                 detail::wake<Multi>(waiters_.pop_front());

@@ -24,11 +24,13 @@ public:
             return false;
         }
         bool await_suspend(std::coroutine_handle<> h) {
-            return detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
-                detail::guard_if<Multi> g(q->lock_);
-                return detail::park_in<wait_operation, &list_of, Multi>(this, q->waiters_, h,
-                                                                        q->lock_);
-            });
+            return detail::by_workers(
+                [this]<bool Multi>(std::coroutine_handle<> h) UTHREADS_ALWAYS_INLINE {
+                    detail::guard_if<Multi> g(q->lock_);
+                    return detail::park_in<wait_operation, &list_of, Multi>(this, q->waiters_, h,
+                                                                            q->lock_);
+                },
+                h);
         }
         void await_resume() const { detail::throw_if_cancelled(*this); }
         static detail::waiter_list& list_of(wait_operation* w) { return w->q->waiters_; }
@@ -45,7 +47,7 @@ public:
 
     /// Wake the longest-waiting microthread. Returns false if none was waiting.
     bool wake_one() {
-        return detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
+        return detail::by_workers([this]<bool Multi>() UTHREADS_ALWAYS_INLINE {
             detail::guard_if<Multi> g(lock_);
             if (waiters_.empty()) return false;
             detail::wake<Multi>(waiters_.pop_front());
@@ -55,7 +57,7 @@ public:
 
     /// Wake every waiting microthread; returns how many.
     std::size_t wake_all() {
-        return detail::by_workers([&]<bool Multi>() UTHREADS_ALWAYS_INLINE {
+        return detail::by_workers([this]<bool Multi>() UTHREADS_ALWAYS_INLINE {
             detail::guard_if<Multi> g(lock_);
             return wake_all_locked<Multi>();
         });

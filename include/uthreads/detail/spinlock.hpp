@@ -59,7 +59,10 @@ public:
 template <>
 class guard_if<true> {
 public:
-    explicit guard_if(spinlock& l) noexcept : l_(l) { l_.lock(); }
+    explicit guard_if(spinlock& l) noexcept
+        : l_(l) {
+        l_.lock();
+    }
     ~guard_if() { l_.unlock(); }
     guard_if(const guard_if&) = delete;
     guard_if& operator=(const guard_if&) = delete;
@@ -73,26 +76,29 @@ private:
 #define UTHREADS_ALWAYS_INLINE __attribute__((always_inline))
 
 /// The out-of-line half of `by_workers`.
-template <class F>
-[[gnu::noinline]] decltype(auto) call_multi(F& f) {
-    return f.template operator()<true>();
+template <class F, class... A>
+[[gnu::noinline]] decltype(auto) call_multi(F f, A... args) {
+    return f.template operator()<true>(args...);
 }
 
-/// Runs `f.template operator()<Multi>()` with `Multi` true on the worker of a
-/// multi-threaded runtime (out of line) and false otherwise (inline). `f` is a
-/// template lambda: `by_workers([&]<bool Multi>() { ... })`.
-template <class F>
-UTHREADS_ALWAYS_INLINE inline decltype(auto) by_workers(F&& f) {
+/// Runs `f.template operator()<Multi>(args...)` with `Multi` true on the worker
+/// of a multi-threaded runtime (out of line) and false otherwise (inline). `f` is
+/// a template lambda: `by_workers([&]<bool Multi>() { ... })`. Both are passed
+/// by value: a lambda that captures only `this` and takes the rest as `args`
+/// travels in registers, so the single-worker path stores nothing for the other.
+template <class F, class... A>
+UTHREADS_ALWAYS_INLINE inline decltype(auto) by_workers(F f, A... args) {
     if (tls_multi) [[unlikely]]
-        return call_multi(f);
-    return f.template operator()<false>();
+        return call_multi(f, args...);
+    return f.template operator()<false>(args...);
 }
 
 /// Holds `l` for its scope when the calling thread is a worker of a
 /// multi-threaded runtime; otherwise does nothing.
 class sync_guard {
 public:
-    explicit sync_guard(spinlock& l) noexcept : l_(tls_multi ? &l : nullptr) {
+    explicit sync_guard(spinlock& l) noexcept
+        : l_(tls_multi ? &l : nullptr) {
         if (l_) l_->lock();
     }
     ~sync_guard() {
