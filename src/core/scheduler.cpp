@@ -683,12 +683,9 @@ void scheduler::start_stolen(microthread* m) noexcept {
 
 bool scheduler::start_inline_multi(microthread* m) noexcept {
     if (fresh_->q.peek_bottom() != m || --budget_ <= 0) return false;
-    // Still ours unless a thief took it as the last item (pop then says so).
-    microthread* top = fresh_->q.pop();
-    if (top != m) {
-        if (top) fresh_->push(top);  // not reached: pop returns the peeked item or null
-        return false;
-    }
+    // Still ours unless a thief took it as the last item: pop then returns
+    // null (it takes the bottom item, the one just peeked, or nothing).
+    if (fresh_->q.pop() != m) return false;
     start_stolen(m);
     current_ = m;
     return true;

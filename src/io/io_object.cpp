@@ -77,6 +77,19 @@ void set_interest(io_state* st) {
     }
 }
 
+// Take the parked wait of direction `dir` out of `st` (a cancellation), and
+// narrow the backend's interest to what is still parked.
+void unlink_wait(io_state* st, unsigned dir) {
+    if (dir == lowlevel::readable) {
+        st->reader = nullptr;
+        st->reader_op = nullptr;
+    } else {
+        st->writer = nullptr;
+        st->writer_op = nullptr;
+    }
+    set_interest(st);
+}
+
 // Progress of a cross-worker wait (wait_operation::xstate).
 enum : int {
     x_requesting = 0,  // the request is on its way to (or queued at) an owner
@@ -120,16 +133,8 @@ void handle_cancel(void* p) {
     if (op->linked) {
         // invariant: a linked wait keeps the descriptor from moving or being
         // freed (close unlinks it first), so st is alive and owned here.
-        io_state* st = op->st;
-        if (op->dir == lowlevel::readable) {
-            st->reader = nullptr;
-            st->reader_op = nullptr;
-        } else {
-            st->writer = nullptr;
-            st->writer_op = nullptr;
-        }
         op->linked = false;
-        set_interest(st);
+        unlink_wait(op->st, op->dir);
     }
     answer(op);
 }
@@ -509,15 +514,7 @@ bool io_object::wait_operation::await_suspend(std::coroutine_handle<> h) {
     }
     try_cancel = [](wait_node* w) {
         auto* op = static_cast<wait_operation*>(w);
-        io_state* st = op->st;
-        if (op->dir == lowlevel::readable) {
-            st->reader = nullptr;
-            st->reader_op = nullptr;
-        } else {
-            st->writer = nullptr;
-            st->writer_op = nullptr;
-        }
-        set_interest(st);
+        unlink_wait(op->st, op->dir);
         return true;
     };
     set_interest(st);
