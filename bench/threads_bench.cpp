@@ -23,6 +23,7 @@
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <thread>
@@ -134,7 +135,14 @@ ut::task<double> spawn_join_many_run() {
     co_return ns;
 }
 
+unsigned g_workers = 0;  // --workers N: only N workers, no ratio (for profiling)
+
 void ratio_row(const char* name, const char* unit, const std::function<ut::task<double>()>& make) {
+    if (g_workers != 0) {
+        std::string n = std::string(name) + "_" + std::to_string(g_workers) + "w";
+        result(n.c_str(), best_of_3(name, g_workers, make), unit);
+        return;
+    }
     double one_w = best_of_3(name, 1, make);
     double two_w = best_of_3(name, 2, make);
     std::string n1 = std::string(name) + "_1w", n2 = std::string(name) + "_2w",
@@ -148,15 +156,33 @@ void ratio_row(const char* name, const char* unit, const std::function<ut::task<
 
 int main(int argc, char** argv) {
     bench::program = "threads_bench";
-    // threads_bench [backend] [--only <workload>]: --only runs one row, for
-    // profiling.
+    // threads_bench [backend] [--only <workload>] [--workers N]: --only runs one
+    // row and --workers one worker count, for profiling.
+    const char* usage = "usage: threads_bench [backend] [--only skynet_ms|fib30_ms|"
+                        "chan_pingpong_ns|spawn_join_many_ns] [--workers N]\n";
     std::string only;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if (a == "--only" && i + 1 < argc)
+        if (a == "--only" && i + 1 < argc) {
             only = argv[++i];
-        else
+        } else if (a == "--workers" && i + 1 < argc) {
+            int n = std::atoi(argv[++i]);
+            if (n < 1) {
+                std::fprintf(stderr, "threads_bench: --workers needs a count >= 1\n%s", usage);
+                return 2;
+            }
+            g_workers = static_cast<unsigned>(n);
+        } else if (!a.empty() && a[0] == '-') {
+            std::fprintf(stderr, "%s", usage);
+            return a == "--help" ? 0 : 2;
+        } else {
             g_backend = a;
+        }
+    }
+    if (!only.empty() && only != "skynet_ms" && only != "fib30_ms" && only != "chan_pingpong_ns" &&
+        only != "spawn_join_many_ns") {
+        std::fprintf(stderr, "threads_bench: --only: unknown workload '%s'\n%s", only.c_str(), usage);
+        return 2;
     }
     std::fprintf(stderr, "threads_bench: backend \"%s\", %u hardware threads\n",
                  g_backend.empty() ? "(default)" : g_backend.c_str(),

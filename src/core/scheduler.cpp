@@ -51,9 +51,11 @@ struct scheduler::fresh_deque {
     // Pushes so far (written by the owner only): lets a thief tell an item that
     // has been waiting from one pushed just now (scheduler::steal_fresh).
     std::atomic<std::uint64_t> pushes{0};
-    void push(microthread* m) {
-        q.push(m);
+    /// Returns how many items were queued before (as ws_deque::push).
+    std::size_t push(microthread* m) {
+        const std::size_t before = q.push(m);
         pushes.store(pushes.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        return before;
     }
 };
 
@@ -227,17 +229,21 @@ void scheduler::publish_multi(microthread* m) {
     scheduler* here = tls_scheduler;
     if (here && here->group_ == group_) {
         // invariant: only the owning worker pushes to its deque.
-        here->fresh_->push(m);
-        group_->notify();
+        here->push_fresh(m);
     } else {
         // Not on a worker of this runtime: let worker `this` queue it.
-        post([](void* p) {
-            auto* m = static_cast<microthread*>(p);
-            scheduler* w = tls_scheduler;
-            w->fresh_->push(m);
-            w->group_->notify();
-        }, m);
+        post([](void* p) { tls_scheduler->push_fresh(static_cast<microthread*>(p)); }, m);
     }
+}
+
+void scheduler::push_fresh(microthread* m) {
+    // Wake a parked worker only when the deque was empty: a push onto a non-empty
+    // one has a predecessor that already notified (its fence is the cost, about
+    // 13 ns). A worker that parked since then re-checked this deque after its
+    // announcement and saw that predecessor (or took it); a thief that finds
+    // more behind what it stole wakes the next worker (run_worker), so a
+    // backlog still spreads over every parked worker.
+    if (fresh_->push(m) == 0) group_->notify();
 }
 
 void scheduler::cancel(microthread* m) {
@@ -296,8 +302,14 @@ UTHREADS_ALWAYS_INLINE void destroy_record(microthread* m) noexcept {
 
 // Several workers: the last reference may be dropped on any of them.
 [[gnu::noinline]] void release_multi(microthread* m) noexcept {
+    std::atomic_ref<std::uint32_t> refs(m->refs);
+    // A count of 1 is our own reference: every other holder has dropped its
+    // (release), and only a holder adds one (cancel_multi), so nobody can race
+    // us. acquire: we see their writes. That skips the locked decrement for the
+    // last reference, which is half of them.
     // acq_rel: whoever frees sees every write made before the other drops.
-    if (std::atomic_ref<std::uint32_t>(m->refs).fetch_sub(1, std::memory_order_acq_rel) != 1)
+    if (refs.load(std::memory_order_acquire) != 1 &&
+        refs.fetch_sub(1, std::memory_order_acq_rel) != 1)
         return;
     destroy_record(m);
     tls_scheduler->count_release();
@@ -669,7 +681,11 @@ std::coroutine_handle<> scheduler::finish_multi(microthread* m) noexcept {
 void scheduler::start_stolen(microthread* m) noexcept {
     std::atomic_ref<scheduler*>(m->sched).store(this, std::memory_order_relaxed);
     m->started = true;
-    if (or_flags(m, xf_started) & xf_cancel) {
+    // fetch_add: xf_started is set once, by this start, so adding it is OR-ing
+    // it; `lock xadd` is one instruction where a fetch_or whose result is used
+    // is a compare-exchange loop.
+    if (std::atomic_ref<std::uint32_t>(m->xflags).fetch_add(xf_started, std::memory_order_acq_rel) &
+        xf_cancel) {
         m->root_scope.cancelled = true;
         m->cancel_hint = true;
     }
@@ -720,7 +736,10 @@ microthread* scheduler::steal_fresh() noexcept {
             const std::uint64_t pushes = v->fresh_->pushes.load(std::memory_order_relaxed);
             if (size == 1 && std::exchange(seen_pushes_[vi], pushes) != pushes) continue;
             steal_result<microthread*> r = v->fresh_->q.steal();
-            if (r.status == steal_status::success) return r.item;
+            if (r.status == steal_status::success) {
+                stole_from_backlog_ = size > 1;
+                return r.item;
+            }
             if (r.status == steal_status::abort) contended = true;
         }
         if (!contended) break;
@@ -806,6 +825,10 @@ void scheduler::run_worker() {
         }
         if (microthread* stolen = steal_fresh(); stolen || (stolen = spin_for_work())) {
             if (stolen != spun_remote) {
+                // Items were left behind it: wake the next parked worker, since
+                // their pushes did not (push_fresh). After spin_for_work, which
+                // counts us as a spinner (and notify() defers to spinners).
+                if (std::exchange(stole_from_backlog_, false)) g.notify();
                 start_stolen(stolen);
                 ready_.push(stolen);
             }

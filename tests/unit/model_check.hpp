@@ -40,8 +40,8 @@
 // each store right after it is made (so with no deviations TSO runs like SC), and
 // keeping a store buffered while the thread runs on, or while another thread
 // runs, is a deviation that counts against the preemption bound like a context
-// switch. In this mode, deleting the seq_cst fence from ws_deque::pop() is
-// caught (see ws_deque_model_test.cpp).
+// switch. In this mode, replacing ws_deque::pop()'s seq_cst exchange by a plain
+// store is caught (see ws_deque_model_test.cpp).
 //
 // What neither mode explores: the reorderings C++ allows beyond TSO (load→load,
 // store→store, non-multi-copy-atomic stores as on POWER/ARM). For those the orders

@@ -14,7 +14,8 @@
 // The CheckerFinds* tests run the same programs on a deliberately broken deque
 // and assert that the checker reports the bug: a checker that cannot fail proves
 // nothing. One bug (no last-element CAS) breaks the algorithm's logic; the
-// other (no fence in pop) is invisible under SC and must be found under TSO.
+// other (no full barrier in pop) is invisible under SC and must be found under
+// TSO.
 #include "model_check.hpp"
 
 #include <uthreads/detail/ws_deque.hpp>
@@ -51,7 +52,8 @@ struct ws_deque_test_access {
         return item;
     }
 
-    // pop() without its seq_cst fence between lowering bottom_ and reading top_.
+    // pop() lowering bottom_ with a plain store instead of its seq_cst exchange,
+    // so nothing orders that store before the read of top_.
     // Harmless under sequential consistency; on x86 the store to bottom_ can sit
     // in the store buffer while top_ is read, and a thief can take the item the
     // owner reserved.
@@ -60,7 +62,7 @@ struct ws_deque_test_access {
         const std::int64_t b = q.bottom_.load(std::memory_order_relaxed) - 1;
         auto* buf = q.buffer_.load(std::memory_order_relaxed);
         q.bottom_.store(b, std::memory_order_relaxed);
-        // BUG: the fence is missing here.
+        // BUG: a plain store, and no barrier before the read below.
         std::int64_t t = q.top_.load(std::memory_order_relaxed);
         if (t > b) {
             q.bottom_.store(b + 1, std::memory_order_relaxed);
@@ -391,7 +393,7 @@ TEST(WsDequeModelTest, CheckerFindsDuplicateFromPopWithoutLastElementCas) {
 namespace {
 
 TEST(WsDequeModelTest, CheckerFindsMissingPopFenceOnlyUnderTso) {
-    // Without the fence, the owner's reservation (bottom_ lowered) can still be
+    // Without the barrier, the owner's reservation (bottom_ lowered) can still be
     // in its store buffer when it reads top_; a thief that steals item 0 and then
     // reads the stale bottom_ takes item 1, which the owner took too. Sequential
     // consistency cannot show this, TSO must.

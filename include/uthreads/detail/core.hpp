@@ -335,6 +335,7 @@ private:
     void start_stolen(microthread* m) noexcept;
     microthread* take_fresh() noexcept;
     void publish_multi(microthread* m);
+    void push_fresh(microthread* m);
     microthread* steal_fresh() noexcept;
     microthread* spin_for_work() noexcept;
     bool has_work_multi() noexcept;
@@ -361,6 +362,7 @@ private:
     struct fresh_deque;
     fresh_deque* fresh_ = nullptr;
     std::vector<std::uint64_t> seen_pushes_;  // per victim, for steal_fresh
+    bool stole_from_backlog_ = false;         // steal_fresh left items behind
     // Microthreads created on and finished on this worker; each written only by
     // this worker, summed by worker_group::quiescent() once main has finished.
     std::atomic<std::uint64_t> spawned_{0}, finished_{0};

@@ -17,9 +17,10 @@
 ///   reads of the other side's progress.
 /// - `bottom_` is written only by the owner. `pop` first *reserves* item b-1 by
 ///   lowering `bottom_`, then reads `top_`; `steal` reads `top_`, then `bottom_`.
-///   Two seq_cst fences between those store and loads make it impossible for the
-///   owner and a thief to both believe they own the same non-last item (the
-///   store→load order that only a full fence gives; on x86 an `mfence`).
+///   A seq_cst exchange of `bottom_` in `pop` and a seq_cst fence in `steal`
+///   make it impossible for the owner and a thief to both believe they own the
+///   same non-last item (the store→load order that only a full barrier gives; on
+///   x86 an `xchg` or an `mfence`).
 /// - The circular buffer grows (doubles) when full; the old buffer stays allocated
 ///   until the deque is destroyed, because a slow thief may still read a slot of
 ///   it. That costs at most the size of the current buffer again (geometric sum),
@@ -89,7 +90,9 @@ public:
     }
 
     /// Owner only. Adds `item` (non-null) at the bottom; grows the buffer when full.
-    void push(Ptr item) {
+    /// Returns how many items the deque held just before, as the owner saw it
+    /// (thieves may have taken some since).
+    std::size_t push(Ptr item) {
         // invariant: only the owner stores bottom_, so relaxed reads our own last store.
         const std::int64_t b = bottom_.load(std::memory_order_relaxed);
         // acquire: pairs with the thieves' CAS on top_, so their reads of the slots
@@ -103,6 +106,7 @@ public:
         // fence and a relaxed store; a release store gives the same edge for this
         // one store and is one that TSan understands (it does not model fences).
         bottom_.store(b + 1, std::memory_order_release);
+        return static_cast<std::size_t>(b - t);
     }
 
     /// Owner only. The most recently pushed item if the deque looks non-empty,
@@ -119,13 +123,14 @@ public:
         const std::int64_t b = bottom_.load(std::memory_order_relaxed) - 1;
         buffer* buf = buffer_.load(std::memory_order_relaxed);
         // Reserve item b: from now on a thief that reads this bottom_ leaves it alone.
-        bottom_.store(b, std::memory_order_relaxed);
-        // seq_cst fence: the reservation above must be ordered before the read of
-        // top_ below (store→load, which only a full fence orders). Paired with the
-        // fence in steal(): either the thief sees the lowered bottom_, or we see its
-        // raised top_; never neither.
-        Atomics::fence(std::memory_order_seq_cst);
-        std::int64_t t = top_.load(std::memory_order_relaxed);
+        // The reservation must be ordered before the read of top_ below
+        // (store→load, which only a full barrier orders): a seq_cst exchange and a
+        // seq_cst load, both in the single total order with the fence in steal(),
+        // so either the thief sees the lowered bottom_, or we see its raised top_;
+        // never neither. (Lê et al. write a relaxed store and a seq_cst fence; on
+        // x86 the exchange is one `xchg`, about a third of an `mfence`.)
+        bottom_.exchange(b, std::memory_order_seq_cst);
+        std::int64_t t = top_.load(std::memory_order_seq_cst);
         if (t > b) {
             // Empty: undo the reservation.
             bottom_.store(b + 1, std::memory_order_relaxed);
@@ -150,7 +155,7 @@ public:
         // the owner's pushes and growths is visible to us too.
         std::int64_t t = top_.load(std::memory_order_acquire);
         // seq_cst fence: orders the read of top_ before the read of bottom_ in the
-        // single total order shared with pop()'s fence (see there).
+        // single total order shared with pop()'s exchange (see there).
         Atomics::fence(std::memory_order_seq_cst);
         // acquire: pairs with push()'s release store, publishing slot t and *item.
         const std::int64_t b = bottom_.load(std::memory_order_acquire);
@@ -161,7 +166,7 @@ public:
         buffer* buf = buffer_.load(std::memory_order_acquire);
         Ptr item = buf->slot(t).load(std::memory_order_relaxed);
         // The arbitration point: whoever moves top_ from t owns item t. seq_cst so
-        // that it is ordered with pop()'s fence and last-item CAS.
+        // that it is ordered with pop()'s exchange and last-item CAS.
         if (!top_.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst,
                                           std::memory_order_relaxed))
             return {steal_status::abort, nullptr};
