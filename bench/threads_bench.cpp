@@ -10,6 +10,8 @@
 //                    workers: each side first blocks its OS thread briefly so
 //                    the other is stolen)
 //   spawn_join_many  8 producers each spawn and join 20,000 microthreads
+//   loaded_hop       the ping-pong's bouncers, while 16 microthreads per worker
+//                    yield in a loop: the cost of a hop behind a long ready queue
 //
 // Output: `RESULT <name> <value> <unit>` lines on stdout, commentary on stderr.
 // Targets (issue 5): skynet on 2 workers <= 0.6x its 1-worker time.
@@ -19,6 +21,7 @@
 
 #include <uthreads/uthreads.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cinttypes>
 #include <cstdint>
@@ -39,7 +42,10 @@ namespace {
 
 std::string g_backend;
 
+unsigned g_run_threads = 1;  // workers of the run in progress
+
 double run_with(unsigned threads, const std::function<ut::task<double>()>& make) {
+    g_run_threads = threads;
     return ut::run(make(), ut::options{.backend = g_backend, .threads = threads});
 }
 
@@ -111,6 +117,48 @@ ut::task<double> pingpong_run() {
     co_return std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / kPingPongs;
 }
 
+// Message passing on a loaded runtime: the same two bouncers, capacity 1, each
+// hop a wake-up of the other, while 16 microthreads per worker keep every ready
+// queue long by yielding until the bouncers are done. A woken bouncer that waits
+// behind the whole queue pays for it on every hop; the LIFO slot of a worker
+// (docs/threads.md) runs it next instead.
+constexpr int kLoadedHops = 100'000, kYieldersPerWorker = 16;
+
+ut::task<void> yielder(const std::atomic<bool>& stop) {
+    while (!stop.load(std::memory_order_relaxed)) co_await ut::yield_now();
+}
+
+ut::task<void> local_bouncer(ut::channel<int>& in, ut::channel<int>& out, bool serve) {
+    if (serve) co_await out.send(0);
+    for (;;) {
+        auto v = co_await in.recv();
+        if (!v || *v >= kLoadedHops) {
+            out.close();
+            co_return;
+        }
+        co_await out.send(*v + 1);
+    }
+}
+
+ut::task<double> loaded_hop_run() {
+    const unsigned workers = g_run_threads;
+    ut::channel<int> a(1), b(1);
+    std::atomic<bool> stop{false};
+    double ns = 0;
+    co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
+        for (unsigned i = 0; i < kYieldersPerWorker * workers; ++i) n.spawn(yielder(stop));
+        auto t0 = Clock::now();
+        co_await ut::with_nursery([&](ut::nursery& pair) -> ut::task<> {
+            pair.spawn(local_bouncer(a, b, true));
+            pair.spawn(local_bouncer(b, a, false));
+            co_return;
+        });
+        ns = std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / kLoadedHops;
+        stop.store(true, std::memory_order_relaxed);
+    });
+    co_return ns;
+}
+
 constexpr int kProducers = 8, kPerProducer = 20'000;
 
 ut::task<int> one() { co_return 1; }
@@ -159,7 +207,7 @@ int main(int argc, char** argv) {
     // threads_bench [backend] [--only <workload>] [--workers N]: --only runs one
     // row and --workers one worker count, for profiling.
     const char* usage = "usage: threads_bench [backend] [--only skynet_ms|fib30_ms|"
-                        "chan_pingpong_ns|spawn_join_many_ns] [--workers N]\n";
+                        "chan_pingpong_ns|spawn_join_many_ns|loaded_hop_ns] [--workers N]\n";
     std::string only;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
@@ -180,7 +228,7 @@ int main(int argc, char** argv) {
         }
     }
     if (!only.empty() && only != "skynet_ms" && only != "fib30_ms" && only != "chan_pingpong_ns" &&
-        only != "spawn_join_many_ns") {
+        only != "spawn_join_many_ns" && only != "loaded_hop_ns") {
         std::fprintf(stderr, "threads_bench: --only: unknown workload '%s'\n%s", only.c_str(), usage);
         return 2;
     }
@@ -194,5 +242,6 @@ int main(int argc, char** argv) {
     row("fib30_ms", "ms", fib_run);
     row("chan_pingpong_ns", "ns", pingpong_run);
     row("spawn_join_many_ns", "ns", spawn_join_many_run);
+    row("loaded_hop_ns", "ns", loaded_hop_run);
     return 0;
 }

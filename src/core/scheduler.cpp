@@ -157,6 +157,16 @@ void scheduler::post(void (*fn)(void*), void* arg) { push_remote(nullptr, fn, ar
 void scheduler::unpark_multi(microthread* m) {
     if (this == tls_scheduler) {
         m->wait = nullptr;
+        if (current_) {
+            // Woken by the microthread running here (a channel send, a mutex
+            // hand-off): into the LIFO slot, so it runs next, while what it was
+            // handed is still in this core's cache. The one it displaces goes to
+            // the back of the FIFO; run_worker bounds how long the slot may keep
+            // the FIFO waiting.
+            if (lifo_) ready_.push(lifo_);
+            lifo_ = m;
+            return;
+        }
         schedule(m);
     } else {
         // invariant: m is a started microthread of this worker (started ones never
@@ -198,7 +208,8 @@ UTHREADS_ALWAYS_INLINE microthread* scheduler::create(std::coroutine_handle<> fr
     root->owner = m;
     m->refs = 2;  // the scheduler's, until it finishes; and its handle's
     if (!name.empty()) m->name = new std::string(std::move(name));
-    if (multi_) return spawn_multi(m);
+    if (multi_) [[unlikely]]
+        return spawn_multi(m);
     m->id = next_id_++;
     m->index = all_.size();
     all_.push_back(m);
@@ -213,7 +224,12 @@ UTHREADS_ALWAYS_INLINE microthread* scheduler::create(std::coroutine_handle<> fr
 microthread* scheduler::spawn(std::coroutine_handle<> frame, promise_base* root,
                               std::string name) {
     microthread* m = create(frame, root, std::move(name));
-    publish(m);
+    // One test of multi_ for both halves (create's is the same branch once
+    // inlined into this one).
+    if (multi_) [[unlikely]]
+        publish_multi(m);
+    else
+        schedule(m);
     return m;
 }
 
@@ -266,30 +282,6 @@ void scheduler::deliver_cancel(microthread* m) {
     }
 }
 
-std::coroutine_handle<> scheduler::finish(microthread* m) noexcept {
-    if (multi_) [[unlikely]]
-        return finish_multi(m);
-    m->done = true;
-    microthread* last = all_.back();
-    all_[m->index] = last;
-    last->index = m->index;
-    all_.pop_back();
-    microthread* j = std::exchange(m->joiner, nullptr);
-    if (completion_listener* l = m->listener) l->on_child_done(m);
-    release(m);
-    if (j) {
-        j->wait = nullptr;
-        // The joiner continues at once, as after a function call (bounded by the
-        // budget so that a spawn/join loop still lets others run).
-        if (--budget_ > 0) {
-            current_ = j;
-            return j->resume;
-        }
-        schedule(j);
-    }
-    return std::noop_coroutine();
-}
-
 namespace {
 // The end of a microthread record, once its last reference is gone.
 UTHREADS_ALWAYS_INLINE void destroy_record(microthread* m) noexcept {
@@ -314,16 +306,45 @@ UTHREADS_ALWAYS_INLINE void destroy_record(microthread* m) noexcept {
     destroy_record(m);
     tls_scheduler->count_release();
 }
+
+// One worker: plain counts.
+UTHREADS_ALWAYS_INLINE void release_single(microthread* m) noexcept {
+    if (--m->refs != 0) return;
+    destroy_record(m);
+    --tls_live_microthreads;
+}
 }  // namespace
+
+std::coroutine_handle<> scheduler::finish(microthread* m) noexcept {
+    if (multi_) [[unlikely]]
+        return finish_multi(m);
+    m->done = true;
+    microthread* last = all_.back();
+    all_[m->index] = last;
+    last->index = m->index;
+    all_.pop_back();
+    microthread* j = std::exchange(m->joiner, nullptr);
+    if (completion_listener* l = m->listener) l->on_child_done(m);
+    release_single(m);
+    if (j) {
+        j->wait = nullptr;
+        // The joiner continues at once, as after a function call (bounded by the
+        // budget so that a spawn/join loop still lets others run).
+        if (--budget_ > 0) {
+            current_ = j;
+            return j->resume;
+        }
+        schedule(j);
+    }
+    return std::noop_coroutine();
+}
 
 void release(microthread* m) noexcept {
     if (tls_multi) [[unlikely]] {
         release_multi(m);
         return;
     }
-    if (--m->refs != 0) return;
-    destroy_record(m);
-    --tls_live_microthreads;
+    release_single(m);
 }
 
 void detach(microthread* m) noexcept {
@@ -652,7 +673,7 @@ std::coroutine_handle<> scheduler::finish_multi(microthread* m) noexcept {
                          .exchange(finished_mark(), std::memory_order_acq_rel);
     if (l) l->on_child_done(m);
     const bool was_main = m == g.main;
-    release(m);
+    release_multi(m);
     if (was_main) {
         g.shutdown.store(true, std::memory_order_release);
         g.wake_all();
@@ -783,7 +804,7 @@ microthread* scheduler::spin_for_work() noexcept {
 
 bool scheduler::has_work_multi() noexcept {
     worker_group& g = *group_;
-    if (!ready_.empty() || remote_->pending.load(std::memory_order_relaxed)) return true;
+    if (lifo_ || !ready_.empty() || remote_->pending.load(std::memory_order_relaxed)) return true;
     if (g.shutdown.load(std::memory_order_acquire) && g.quiescent()) return true;
     if (!cancelled_all_ && g.shutdown.load(std::memory_order_acquire)) return true;
     for (auto& w : g.workers)
@@ -791,20 +812,30 @@ bool scheduler::has_work_multi() noexcept {
     return false;
 }
 
+microthread* scheduler::next_local(bool woken_first) noexcept {
+    if (lifo_) {
+        // At most max_lifo_runs in a row: two microthreads that keep waking each
+        // other would otherwise keep the FIFO waiting forever.
+        if (lifo_runs_ < max_lifo_runs) {
+            ++lifo_runs_;
+            return std::exchange(lifo_, nullptr);
+        }
+        ready_.push(std::exchange(lifo_, nullptr));
+    }
+    lifo_runs_ = 0;
+    if (woken_first && !ready_.empty()) return ready_.pop();
+    if (microthread* m = take_fresh()) return m;
+    return !ready_.empty() ? ready_.pop() : nullptr;
+}
+
 void scheduler::run_worker() {
     worker_group& g = *group_;
     for (;;) {
-        // A batch, alternating between never-run microthreads (LIFO: the newest
-        // spawn first, depth-first like a call) and the FIFO of woken ones, so
-        // that neither starves the other.
+        // A batch: the LIFO slot first, then alternating between never-run
+        // microthreads (LIFO: the newest spawn first, depth-first like a call) and
+        // the FIFO of woken ones, so that neither starves the other.
         for (int i = 0; i < 256; ++i) {
-            microthread* m = nullptr;
-            if (i & 1) {
-                m = !ready_.empty() ? ready_.pop() : take_fresh();
-            } else {
-                m = take_fresh();
-                if (!m && !ready_.empty()) m = ready_.pop();
-            }
+            microthread* m = next_local(i & 1);
             if (!m) break;
             current_ = m;
             budget_ = budget_per_resume;
@@ -819,7 +850,7 @@ void scheduler::run_worker() {
             g.wake_all();  // the others may be parked
             break;
         }
-        if (!ready_.empty() || fresh_->q.size_estimate() > 0) {
+        if (lifo_ || !ready_.empty() || fresh_->q.size_estimate() > 0) {
             poll(false);
             continue;
         }

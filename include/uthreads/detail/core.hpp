@@ -217,9 +217,10 @@ public:
     /// that is about to wait for `m` anyway, which keeps spawn-then-join
     /// depth-first (bounded memory) and saves a queue round trip. Spends budget;
     /// returns false when it ran out or `m` already ran.
-    /// Never with several workers: `m` may be in the middle of being stolen.
+    /// Never with several workers (the caller checks): `m` may be in the middle
+    /// of being stolen.
     bool start_inline(microthread* m) noexcept {
-        if (m->started || multi_ || --budget_ <= 0) return false;
+        if (m->started || --budget_ <= 0) return false;
         ready_.remove(m);
         m->started = true;
         current_ = m;
@@ -334,6 +335,7 @@ private:
     std::coroutine_handle<> finish_multi(microthread* m) noexcept;
     void start_stolen(microthread* m) noexcept;
     microthread* take_fresh() noexcept;
+    microthread* next_local(bool woken_first) noexcept;
     void publish_multi(microthread* m);
     void push_fresh(microthread* m);
     microthread* steal_fresh() noexcept;
@@ -363,6 +365,11 @@ private:
     fresh_deque* fresh_ = nullptr;
     std::vector<std::uint64_t> seen_pushes_;  // per victim, for steal_fresh
     bool stole_from_backlog_ = false;         // steal_fresh left items behind
+    // The LIFO slot: a microthread woken by the one running on this worker runs
+    // next (unpark_multi), at most max_lifo_runs times in a row (run_worker).
+    microthread* lifo_ = nullptr;
+    int lifo_runs_ = 0;
+    static constexpr int max_lifo_runs = 3;
     // Microthreads created on and finished on this worker; each written only by
     // this worker, summed by worker_group::quiescent() once main has finished.
     std::atomic<std::uint64_t> spawned_{0}, finished_{0};
