@@ -34,6 +34,8 @@
 //                    in threads_bench's 2-worker row.
 //   spawn_join_many  8 producers each co_spawn and await (use_awaitable) 20,000
 //                    trivial coroutines one at a time; ns per spawn+join.
+//   loaded_hop       the ping-pong's bouncers (to 100,000) while 16 coroutines per
+//                    thread yield (co_await post) in a loop; ns per hop.
 //
 // Every measurement: one warm-up run, then the best (minimum) of 3, each on a fresh
 // io_context, timed with steady_clock inside the measured coroutine
@@ -42,7 +44,7 @@
 // Output (consumed by scripts/run-bench), on stdout only, for N = 1 and 2 threads:
 //     RESULT <workload>_<N>w <value> <unit>
 // with threads_bench's names (skynet_ms, fib30_ms, chan_pingpong_ns,
-// spawn_join_many_ns), and RESULT chan_pingpong_xthread_ns <value> ns; commentary
+// spawn_join_many_ns, loaded_hop_ns), and RESULT chan_pingpong_xthread_ns <value> ns; commentary
 // on stderr.
 // Usage: asio_threads_bench [--quick] [--fib N]   (--fib: measure fib(N), N <= 30)
 
@@ -54,6 +56,7 @@
 #include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -66,6 +69,7 @@
 #include <cstdlib>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -255,6 +259,51 @@ double pingpong_xthread_once() {
     return ns;
 }
 
+// ---------------------------------------------------------------- loaded hop
+// threads_bench's loaded_hop: the same two bouncers (to 100,000), while 16
+// coroutines per thread keep the io_context's queue long by yielding
+// (co_await post) until the bouncers are done; ns per hop.
+constexpr int loaded_hops = 100'000, yielders_per_thread = 16;
+unsigned g_run_threads = 1;  // threads of the run in progress
+
+awaitable<void> yielder(const std::atomic<bool>& stop) {
+    auto ex = co_await asio::this_coro::executor;
+    while (!stop.load(std::memory_order_relaxed)) co_await asio::post(ex, use_awaitable);
+}
+
+awaitable<void> local_bouncer(channel_t& in, channel_t& out, bool serve) {
+    boost::system::error_code ec;
+    if (serve) co_await out.async_send(ec, 0, use_awaitable);
+    for (;;) {
+        int v = co_await in.async_receive(asio::redirect_error(use_awaitable, ec));
+        if (ec || v >= loaded_hops) {
+            out.close();
+            co_return;
+        }
+        co_await out.async_send(boost::system::error_code{}, v + 1, use_awaitable);
+    }
+}
+
+awaitable<double> loaded_hop_run() {
+    auto ex = co_await asio::this_coro::executor;
+    // Detached, so they start at once (a deferred or use_awaitable co_spawn starts
+    // when awaited); run_once's io_context runs until they have stopped too.
+    auto stop = std::make_shared<std::atomic<bool>>(false);
+    for (unsigned i = 0; i < yielders_per_thread * g_run_threads; ++i)
+        asio::co_spawn(ex, [stop]() { return yielder(*stop); }, asio::detached);
+    channel_t a(ex, 1), b(ex, 1);
+    auto t0 = Clock::now();
+    auto [order, e1, e2] = co_await asio::experimental::make_parallel_group(
+                               asio::co_spawn(ex, local_bouncer(a, b, true), asio::deferred),
+                               asio::co_spawn(ex, local_bouncer(b, a, false), asio::deferred))
+                               .async_wait(asio::experimental::wait_for_all(), use_awaitable);
+    double ns = ns_since(t0) / loaded_hops;
+    stop->store(true, std::memory_order_relaxed);
+    if (e1) std::rethrow_exception(e1);
+    if (e2) std::rethrow_exception(e2);
+    co_return ns;
+}
+
 // ---------------------------------------------------------------- spawn+join
 constexpr int producers = 8, per_producer = 20'000;
 
@@ -330,6 +379,8 @@ int main(int argc, char** argv) {
                          "another thread than the one that sent them\n",
                          threads, 100 * g_crossed_share.load());
             row(threads, "spawn_join_many_ns", "ns", spawn_join_many_run);
+            g_run_threads = threads;
+            row(threads, "loaded_hop_ns", "ns", loaded_hop_run);
         }
         result("chan_pingpong_xthread_ns",
                bench::best_of_3("chan_pingpong_xthread_ns", pingpong_xthread_once), "ns");

@@ -297,9 +297,9 @@ UTHREADS_ALWAYS_INLINE void destroy_record(microthread* m) noexcept {
     std::atomic_ref<std::uint32_t> refs(m->refs);
     // A count of 1 is our own reference: every other holder has dropped its
     // (release), and only a holder adds one (cancel_multi), so nobody can race
-    // us. acquire: we see their writes. That skips the locked decrement for the
-    // last reference, which is half of them.
-    // acq_rel: whoever frees sees every write made before the other drops.
+    // us, and the acquire load sees their writes. That skips the locked
+    // decrement for the last reference, half of them. Otherwise acq_rel:
+    // whoever frees sees every write made before the other drops.
     if (refs.load(std::memory_order_acquire) != 1 &&
         refs.fetch_sub(1, std::memory_order_acq_rel) != 1)
         return;
