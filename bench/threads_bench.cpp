@@ -91,12 +91,16 @@ ut::task<double> fib_run() {
 
 constexpr int kPingPongs = 200'000;
 
-ut::task<void> bouncer(ut::channel<int>& in, ut::channel<int>& out, bool serve) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // let the other side be stolen
+// One side of a ping-pong: receives a count on `in` and sends it on, plus one,
+// until it reaches `hops`. `spread` first blocks the OS thread briefly, so that
+// with 2 workers the other side is stolen while it sleeps.
+ut::task<void> bouncer(ut::channel<int>& in, ut::channel<int>& out, bool serve, int hops,
+                       bool spread) {
+    if (spread) std::this_thread::sleep_for(std::chrono::milliseconds(2));
     if (serve) co_await out.send(0);
     for (;;) {
         auto v = co_await in.recv();
-        if (!v || *v >= kPingPongs) {
+        if (!v || *v >= hops) {
             out.close();
             co_return;
         }
@@ -108,8 +112,8 @@ ut::task<double> pingpong_run() {
     ut::channel<int> a(1), b(1);
     auto t0 = Clock::now();
     co_await ut::with_nursery([&](ut::nursery& n) -> ut::task<> {
-        n.spawn(bouncer(a, b, true));
-        n.spawn(bouncer(b, a, false));
+        n.spawn(bouncer(a, b, true, kPingPongs, true));
+        n.spawn(bouncer(b, a, false, kPingPongs, true));
         co_return;
     });
     // ns per one-way hand-off (the 4 ms of start-up sleeps included; small next
@@ -128,18 +132,6 @@ ut::task<void> yielder(const std::atomic<bool>& stop) {
     while (!stop.load(std::memory_order_relaxed)) co_await ut::yield_now();
 }
 
-ut::task<void> local_bouncer(ut::channel<int>& in, ut::channel<int>& out, bool serve) {
-    if (serve) co_await out.send(0);
-    for (;;) {
-        auto v = co_await in.recv();
-        if (!v || *v >= kLoadedHops) {
-            out.close();
-            co_return;
-        }
-        co_await out.send(*v + 1);
-    }
-}
-
 ut::task<double> loaded_hop_run() {
     const unsigned workers = g_run_threads;
     ut::channel<int> a(1), b(1);
@@ -149,8 +141,8 @@ ut::task<double> loaded_hop_run() {
         for (unsigned i = 0; i < kYieldersPerWorker * workers; ++i) n.spawn(yielder(stop));
         auto t0 = Clock::now();
         co_await ut::with_nursery([&](ut::nursery& pair) -> ut::task<> {
-            pair.spawn(local_bouncer(a, b, true));
-            pair.spawn(local_bouncer(b, a, false));
+            pair.spawn(bouncer(a, b, true, kLoadedHops, false));
+            pair.spawn(bouncer(b, a, false, kLoadedHops, false));
             co_return;
         });
         ns = std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / kLoadedHops;

@@ -201,7 +201,9 @@ struct hop_meter {
     long crossed = 0;
 };
 
-awaitable<void> bouncer(channel_t& in, channel_t& out, bool serve, hop_meter& m) {
+// One side of a ping-pong: passes the count on, plus one, until it reaches `hops`.
+awaitable<void> bouncer(channel_t& in, channel_t& out, bool serve, hop_meter& m,
+                        int hops = ping_pongs) {
     boost::system::error_code ec;
     if (serve) {
         m.last_sender = std::this_thread::get_id();
@@ -209,7 +211,7 @@ awaitable<void> bouncer(channel_t& in, channel_t& out, bool serve, hop_meter& m)
     }
     for (;;) {
         int v = co_await in.async_receive(asio::redirect_error(use_awaitable, ec));
-        if (ec || v >= ping_pongs) {
+        if (ec || v >= hops) {
             out.close();
             co_return;
         }
@@ -271,19 +273,6 @@ awaitable<void> yielder(const std::atomic<bool>& stop) {
     while (!stop.load(std::memory_order_relaxed)) co_await asio::post(ex, use_awaitable);
 }
 
-awaitable<void> local_bouncer(channel_t& in, channel_t& out, bool serve) {
-    boost::system::error_code ec;
-    if (serve) co_await out.async_send(ec, 0, use_awaitable);
-    for (;;) {
-        int v = co_await in.async_receive(asio::redirect_error(use_awaitable, ec));
-        if (ec || v >= loaded_hops) {
-            out.close();
-            co_return;
-        }
-        co_await out.async_send(boost::system::error_code{}, v + 1, use_awaitable);
-    }
-}
-
 awaitable<double> loaded_hop_run() {
     auto ex = co_await asio::this_coro::executor;
     // Detached, so they start at once (a deferred or use_awaitable co_spawn starts
@@ -292,10 +281,11 @@ awaitable<double> loaded_hop_run() {
     for (unsigned i = 0; i < yielders_per_thread * g_run_threads; ++i)
         asio::co_spawn(ex, [stop]() { return yielder(*stop); }, asio::detached);
     channel_t a(ex, 1), b(ex, 1);
+    hop_meter m;
     auto t0 = Clock::now();
     auto [order, e1, e2] = co_await asio::experimental::make_parallel_group(
-                               asio::co_spawn(ex, local_bouncer(a, b, true), asio::deferred),
-                               asio::co_spawn(ex, local_bouncer(b, a, false), asio::deferred))
+                               asio::co_spawn(ex, bouncer(a, b, true, m, loaded_hops), asio::deferred),
+                               asio::co_spawn(ex, bouncer(b, a, false, m, loaded_hops), asio::deferred))
                                .async_wait(asio::experimental::wait_for_all(), use_awaitable);
     double ns = ns_since(t0) / loaded_hops;
     stop->store(true, std::memory_order_relaxed);
