@@ -89,8 +89,9 @@ public:
     /// Start `t` as a new microthread on this runtime, from any thread. Returns a
     /// future for its value or exception (`cancelled` if the runtime was shut
     /// down while it ran). Throws std::logic_error if the handle is empty, the
-    /// task is empty, or the runtime has ended. If the runtime ends after the
-    /// call but before the task started, the future throws std::logic_error.
+    /// task is empty, or the runtime has ended: its main returned (from then on
+    /// it only finishes what already runs). If main returns after the call but
+    /// before the task started, the future throws std::logic_error.
     template <class T>
     future<T> spawn(task<T> t, std::string name = {}) {
         if (!link_) throw std::logic_error("uthreads::runtime_handle::spawn: empty handle");
@@ -104,7 +105,7 @@ public:
         return f;
     }
 
-    /// True while the runtime runs (false for an empty handle).
+    /// True until the runtime's main returns (false for an empty handle).
     bool running() const noexcept { return link_ && detail::link_running(*link_); }
 
 private:

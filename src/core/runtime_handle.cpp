@@ -1,7 +1,8 @@
 // runtime_handle: spawning onto a running runtime from any thread. A spawn is
 // a job posted to one worker's remote queue; the worker starts it, or fails its
 // future when the runtime is already ending. runtime_link::open (under its
-// mutex) is closed before every worker's last drain, so no job is left behind.
+// mutex) is closed when main returns (scheduler::cancel_all), and again before
+// every worker's last drain, so no job is left behind.
 #include "scheduler_internal.hpp"
 
 #include <uthreads/runtime_handle.hpp>
@@ -19,7 +20,8 @@ void run_spawn_job(void* p) {
 void post_spawn(runtime_link& link, spawn_job_base* job) {
     std::lock_guard lk(link.mu);
     if (!link.open)
-        throw std::logic_error("uthreads::runtime_handle::spawn: the runtime has ended");
+        throw std::logic_error(
+            "uthreads::runtime_handle::spawn: the runtime has ended (its main returned)");
     scheduler* w = link.workers[link.next++ % link.workers.size()];
     w->post(&run_spawn_job, job);
 }

@@ -468,6 +468,11 @@ void scheduler::run_until_done(microthread* main) {
 
 void scheduler::cancel_all() {
     shutting_down_ = true;
+    // Main has returned: refuse runtime_handle spawns from now on (queued ones
+    // fail their futures, ending() is true). Not only at the very end: a
+    // foreign thread spawning faster than the runtime fails its jobs would
+    // otherwise keep the remote queue full and the run from ever ending.
+    if (link_) link_->close();
     std::vector<microthread*> rest = all_;
     for (microthread* m : rest) cancel(m);
 }
