@@ -77,11 +77,7 @@ ut::task<double> skynet_run() {
     auto t0 = Clock::now();
     std::int64_t sum = co_await skynet(0, kSkynetLeaves);
     double ms = ms_since(t0);
-    if (sum != kSkynetSum) {
-        std::fprintf(stderr, "skynet: wrong sum %" PRId64 " (expected %" PRId64 ")\n", sum,
-                     kSkynetSum);
-        die("skynet verification failed");
-    }
+    bench::check_skynet_sum(sum, kSkynetSum);
     co_return ms;
 }
 

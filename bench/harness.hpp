@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cinttypes>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -36,6 +38,14 @@ inline double ns_since(Clock::time_point t0) {
 }
 
 /// One line of the format scripts/run-bench reads.
+// Dies unless a skynet run summed its leaves to `expected` (every workload and
+// peer checks its result before its time counts).
+inline void check_skynet_sum(std::int64_t sum, std::int64_t expected) {
+    if (sum == expected) return;
+    std::fprintf(stderr, "skynet: wrong sum %" PRId64 " (expected %" PRId64 ")\n", sum, expected);
+    die("skynet verification failed");
+}
+
 inline void result(const char* name, double value, const char* unit) {
     std::printf("RESULT %s %.3f %s\n", name, value, unit);
     std::fflush(stdout);

@@ -70,7 +70,7 @@ ut::task<double> skynet_run() {
     auto t0 = Clock::now();
     std::int64_t sum = co_await skynet(0, kSkynetLeaves);
     double ms = ms_since(t0);
-    if (sum != kSkynetSum) die("skynet: wrong sum");
+    bench::check_skynet_sum(sum, kSkynetSum);
     co_return ms;
 }
 

@@ -13,6 +13,7 @@
 // Build: clang++ -std=c++20 -O2 -pthread asio_bench.cpp -o asio_bench
 
 #include "../harness.hpp"
+#include "asio_skynet.hpp"
 #include <boost/version.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
@@ -75,38 +76,16 @@ double best_of_3(const char* name, const std::function<awaitable<double>()>& mak
 }
 
 // ---------------------------------------------------------------- skynet
-// Every node with size > 1 co_spawns its 10 children as independent,
-// concurrently runnable coroutines and joins them with a ranged parallel
-// group (wait_for_all), summing their results. Leaves return their number.
+// bench/peers/asio_skynet.hpp.
 constexpr std::int64_t kSkynetLeaves = 1'000'000;
 constexpr std::int64_t kSkynetSum = kSkynetLeaves * (kSkynetLeaves - 1) / 2;  // 499999500000
-
-awaitable<std::int64_t> skynet(std::int64_t num, std::int64_t size) {
-    if (size == 1) co_return num;
-    auto ex = co_await asio::this_coro::executor;
-    const std::int64_t sub = size / 10;
-    using op_t = decltype(asio::co_spawn(ex, skynet(0, 1), asio::deferred));
-    std::vector<op_t> ops;
-    ops.reserve(10);
-    for (std::int64_t i = 0; i < 10; ++i)
-        ops.push_back(asio::co_spawn(ex, skynet(num + i * sub, sub), asio::deferred));
-    auto [order, excs, values] = co_await asio::experimental::make_parallel_group(std::move(ops))
-                                     .async_wait(asio::experimental::wait_for_all(), use_awaitable);
-    for (auto& e : excs)
-        if (e) std::rethrow_exception(e);
-    std::int64_t sum = 0;
-    for (auto v : values) sum += v;
-    co_return sum;
-}
+using bench::asio_peer::skynet;
 
 awaitable<double> skynet_run() {
     auto t0 = Clock::now();
     std::int64_t sum = co_await skynet(0, kSkynetLeaves);
     double ms = ms_since(t0);
-    if (sum != kSkynetSum) {
-        std::fprintf(stderr, "skynet: wrong sum %" PRId64 " (expected %" PRId64 ")\n", sum, kSkynetSum);
-        die("skynet verification failed");
-    }
+    bench::check_skynet_sum(sum, kSkynetSum);
     co_return ms;
 }
 

@@ -49,6 +49,7 @@
 // Usage: asio_threads_bench [--quick] [--fib N]   (--fib: measure fib(N), N <= 30)
 
 #include "../harness.hpp"
+#include "asio_skynet.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
@@ -120,22 +121,7 @@ constexpr double skynet_nodes(std::int64_t leaves) {
 constexpr std::int64_t skynet_full = 1'000'000;
 std::int64_t g_skynet_leaves = skynet_full;  // 100,000 with --quick
 
-awaitable<std::int64_t> skynet(std::int64_t num, std::int64_t size) {
-    if (size == 1) co_return num;
-    auto ex = co_await asio::this_coro::executor;
-    const std::int64_t sub = size / 10;
-    using op_t = decltype(asio::co_spawn(ex, skynet(0, 1), asio::deferred));
-    std::vector<op_t> ops;
-    ops.reserve(10);
-    for (std::int64_t i = 0; i < 10; ++i)
-        ops.push_back(asio::co_spawn(ex, skynet(num + i * sub, sub), asio::deferred));
-    auto [order, excs, values] = co_await asio::experimental::make_parallel_group(std::move(ops))
-                                     .async_wait(asio::experimental::wait_for_all(), use_awaitable);
-    rethrow_any(excs);
-    std::int64_t sum = 0;
-    for (auto v : values) sum += v;
-    co_return sum;
-}
+using bench::asio_peer::skynet;  // bench/peers/asio_skynet.hpp
 
 // ms for skynet 1M: measured on g_skynet_leaves, scaled by the node count.
 awaitable<double> skynet_run() {
@@ -143,11 +129,7 @@ awaitable<double> skynet_run() {
     auto t0 = Clock::now();
     std::int64_t sum = co_await skynet(0, leaves);
     double ms = ms_since(t0);
-    if (sum != expected) {
-        std::fprintf(stderr, "skynet: wrong sum %" PRId64 " (expected %" PRId64 ")\n", sum,
-                     expected);
-        die("skynet verification failed");
-    }
+    bench::check_skynet_sum(sum, expected);
     co_return ms* skynet_nodes(skynet_full) / skynet_nodes(leaves);
 }
 

@@ -77,16 +77,22 @@ void set_interest(io_state* st) {
     }
 }
 
+// Record `op`, a wait of microthread `m`, as the one parked in direction `dir`
+// of `st` (null and null: none is).
+void set_parked(io_state* st, unsigned dir, microthread* m, wait_operation* op) noexcept {
+    if (dir == lowlevel::readable) {
+        st->reader = m;
+        st->reader_op = op;
+    } else {
+        st->writer = m;
+        st->writer_op = op;
+    }
+}
+
 // Take the parked wait of direction `dir` out of `st` (a cancellation), and
 // narrow the backend's interest to what is still parked.
 void unlink_wait(io_state* st, unsigned dir) {
-    if (dir == lowlevel::readable) {
-        st->reader = nullptr;
-        st->reader_op = nullptr;
-    } else {
-        st->writer = nullptr;
-        st->writer_op = nullptr;
-    }
+    set_parked(st, dir, nullptr, nullptr);
     set_interest(st);
 }
 
@@ -209,13 +215,7 @@ void handle_request(void* p) {
         return;
     }
     op->linked = true;
-    if (read) {
-        st->reader = op->m;
-        st->reader_op = op;
-    } else {
-        st->writer = op->m;
-        st->writer_op = op;
-    }
+    set_parked(st, op->dir, op->m, op);
     set_interest(st);
 }
 
@@ -365,8 +365,7 @@ io_object::io_object(int fd) : st_(new io_state) {
         bool any = false;
         if ((events & (lowlevel::readable | lowlevel::io_error)) && st->reader) {
             auto* op = static_cast<wait_operation*>(st->reader_op);
-            st->reader = nullptr;
-            st->reader_op = nullptr;
+            set_parked(st, lowlevel::readable, nullptr, nullptr);
             if (op->home) [[unlikely]]
                 finish_parked(op);
             else
@@ -375,8 +374,7 @@ io_object::io_object(int fd) : st_(new io_state) {
         }
         if ((events & (lowlevel::writable | lowlevel::io_error)) && st->writer) {
             auto* op = static_cast<wait_operation*>(st->writer_op);
-            st->writer = nullptr;
-            st->writer_op = nullptr;
+            set_parked(st, lowlevel::writable, nullptr, nullptr);
             if (op->home) [[unlikely]]
                 finish_parked(op);
             else
@@ -505,13 +503,7 @@ bool io_object::wait_operation::await_suspend(std::coroutine_handle<> h) {
     scheduler& s = *st->s.load(std::memory_order_relaxed);
     if (!park(s, *this, h)) return false;
     m = s.current_;
-    if (dir == lowlevel::readable) {
-        st->reader = m;
-        st->reader_op = this;
-    } else {
-        st->writer = m;
-        st->writer_op = this;
-    }
+    set_parked(st, dir, m, this);
     try_cancel = [](wait_node* w) {
         auto* op = static_cast<wait_operation*>(w);
         unlink_wait(op->st, op->dir);
